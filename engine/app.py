@@ -1,0 +1,109 @@
+"""The composition root: builds every engine service from Settings, nothing at import time.
+
+    engine = Engine.open(Settings.from_env())
+    engine.catalog.search(caller, "support")
+
+Adapters receive an Engine and call one service method per command. Seams that touch the
+world (clock, the model runner, the job backend) are constructor arguments, so tests hand in
+a fixed clock, a tiny model hub or an inline job backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable
+
+from engine.errors import StoreError
+from engine.settings import Settings
+from storage.db import Database
+
+if TYPE_CHECKING:  # the services import each other lazily to keep startup fast
+    from engine.catalog import Catalog
+    from engine.chat import ChatService
+    from engine.datasets import Datasets
+    from engine.generation import ChatRunner
+    from engine.hub import ModelHub
+    from engine.jobs import JobService
+    from engine.retrain import Retrainer
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    db: Database
+    clock: Clock = system_clock
+    hub: "ModelHub" = field(init=False)
+    catalog: "Catalog" = field(init=False)
+    datasets: "Datasets" = field(init=False)
+    jobs: "JobService" = field(init=False)
+    runner: "ChatRunner" = field(init=False)
+    chat: "ChatService" = field(init=False)
+    retrainer: "Retrainer" = field(init=False)
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        hub: "ModelHub | None" = None,
+        runner: "ChatRunner | None" = None,
+        job_backend: object | None = None,
+        migrate: bool = True,
+    ) -> "Engine":
+        """Open (and upgrade) the store under settings.home and wire the services."""
+        _prepare_home(settings)
+        db = Database(settings.database_url)
+        if migrate:
+            db.migrate()
+        engine = cls(settings=settings, db=db, clock=clock)
+        engine._wire(hub=hub, runner=runner, job_backend=job_backend)
+        return engine
+
+    def _wire(self, *, hub, runner, job_backend) -> None:
+        from engine.catalog import Catalog
+        from engine.chat import ChatService
+        from engine.datasets import Datasets
+        from engine.generation import ChatRunner
+        from engine.hub import ModelHub
+        from engine.jobs import JobService, make_backend
+        from engine.retrain import Retrainer
+
+        self.hub = hub or ModelHub(self.settings)
+        self.catalog = Catalog(self.db, self.settings, self.clock)
+        self.catalog.ensure_bundled_base()
+        self.datasets = Datasets(self.db, self.settings, self.clock)
+        backend = job_backend or make_backend(self.settings)
+        self.jobs = JobService(self.db, self.settings, self.catalog, self.datasets, backend, self.clock)
+        self.runner = runner or ChatRunner(self.hub, self.settings)
+        self.chat = ChatService(self.db, self.settings, self.catalog, self.runner, self.clock)
+        self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)
+
+    def close(self) -> None:
+        for service in (getattr(self, "runner", None), getattr(self, "jobs", None)):
+            if service is not None and hasattr(service, "close"):
+                service.close()
+        self.db.close()
+
+
+def _prepare_home(settings: Settings) -> None:
+    home = settings.home
+    try:
+        for folder in (home, settings.models_dir, settings.adapters_dir, settings.uploads_dir,
+                       settings.jobs_dir, settings.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        probe = home / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(
+            f"GPTSTORE_HOME ({home}) is not a writable folder ({exc.strerror or exc}); "
+            "point GPTSTORE_HOME at a folder you can write to."
+        ) from None

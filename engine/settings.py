@@ -1,0 +1,141 @@
+"""Typed, frozen configuration read once from the environment by the composition root.
+
+Nothing reads os.environ anywhere else. Validation errors name the variable at fault.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+from engine.errors import InvalidInput
+
+DEFAULT_BASE = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the environment variable that sets it."""
+
+    home: Path
+    """GPTSTORE_HOME: SQLite file, model cache, adapters, uploads."""
+    database_url: str
+    """DATABASE_URL: SQLAlchemy URL; SQLite in `home` by default."""
+    device: str = "auto"
+    """GPTSTORE_DEVICE: auto, cpu or cuda."""
+    jobs: str = "local"
+    """GPTSTORE_JOBS: local (in-process worker, training in a child process) or celery."""
+    celery_broker_url: str | None = None
+    """CELERY_BROKER_URL: broker for celery jobs."""
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    discord_token: str | None = field(default=None, repr=False)
+    discord_api_url: str = "https://discord.com/api/v10"
+    discord_admin_role: str | None = None
+    """GPTSTORE_DISCORD_ADMIN_ROLE: a role name that counts as admin besides Manage Server."""
+    default_base: str = DEFAULT_BASE
+    """GPTSTORE_DEFAULT_BASE: base model for `tune` when none is named."""
+    max_upload_bytes: int = 10 * 1024 * 1024
+    """GPTSTORE_MAX_UPLOAD_MB: largest Q&A file accepted (MB)."""
+    adapter_cache_size: int = 8
+    """GPTSTORE_ADAPTER_CACHE: tuned adapters kept loaded per base model."""
+    max_new_tokens: int = 256
+    """GPTSTORE_MAX_NEW_TOKENS: longest answer, in tokens."""
+    request_timeout_s: float = 120.0
+    """GPTSTORE_REQUEST_TIMEOUT: seconds one chat answer may take."""
+    queue_size: int = 64
+    """GPTSTORE_QUEUE_SIZE: chat requests waiting at most; more get 'busy'."""
+    max_batch: int = 16
+    """GPTSTORE_MAX_BATCH: chat requests generated together in one batch."""
+    chat_rate_per_minute: int = 30
+    """GPTSTORE_CHAT_RATE: chat turns per user per minute."""
+    tune_rate_per_hour: int = 10
+    """GPTSTORE_TUNE_RATE: fine-tunes a user may start per hour."""
+    max_jobs_per_workspace: int = 2
+    """GPTSTORE_MAX_JOBS_PER_WORKSPACE: queued or running jobs per workspace."""
+    retrain_min_examples: int = 10
+    """GPTSTORE_RETRAIN_MIN_EXAMPLES: new curated pairs a scheduled retrain needs."""
+    log_retention_days: int = 90
+    """GPTSTORE_LOG_RETENTION_DAYS: conversation logs older than this are deleted (0 = keep)."""
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        home = Path(env.get("GPTSTORE_HOME") or Path.home() / ".gptstore").expanduser()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'store.db'}"
+        device = env.get("GPTSTORE_DEVICE", "auto").strip().lower() or "auto"
+        if device not in ("auto", "cpu", "cuda"):
+            raise InvalidInput(f"GPTSTORE_DEVICE must be auto, cpu or cuda, not {device!r}.")
+        jobs = env.get("GPTSTORE_JOBS", "local").strip().lower() or "local"
+        if jobs not in ("local", "celery"):
+            raise InvalidInput(f"GPTSTORE_JOBS must be local or celery, not {jobs!r}.")
+        broker = env.get("CELERY_BROKER_URL") or None
+        if jobs == "celery" and not broker:
+            raise InvalidInput(
+                "GPTSTORE_JOBS=celery needs CELERY_BROKER_URL, e.g. redis://127.0.0.1:6379/0.")
+        return cls(
+            home=home,
+            database_url=database_url,
+            device=device,
+            jobs=jobs,
+            celery_broker_url=broker,
+            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+            slack_api_url=env.get("SLACK_API_URL") or "https://slack.com/api/",
+            discord_token=env.get("DISCORD_TOKEN") or None,
+            discord_api_url=(env.get("DISCORD_API_URL") or "https://discord.com/api/v10").rstrip("/"),
+            discord_admin_role=env.get("GPTSTORE_DISCORD_ADMIN_ROLE") or None,
+            default_base=env.get("GPTSTORE_DEFAULT_BASE") or DEFAULT_BASE,
+            max_upload_bytes=int(_number(env, "GPTSTORE_MAX_UPLOAD_MB", 10.0) * 1024 * 1024),
+            adapter_cache_size=int(_number(env, "GPTSTORE_ADAPTER_CACHE", 8, minimum=1)),
+            max_new_tokens=int(_number(env, "GPTSTORE_MAX_NEW_TOKENS", 256, minimum=1)),
+            request_timeout_s=_number(env, "GPTSTORE_REQUEST_TIMEOUT", 120.0),
+            queue_size=int(_number(env, "GPTSTORE_QUEUE_SIZE", 64, minimum=1)),
+            max_batch=int(_number(env, "GPTSTORE_MAX_BATCH", 16, minimum=1)),
+            chat_rate_per_minute=int(_number(env, "GPTSTORE_CHAT_RATE", 30, minimum=1)),
+            tune_rate_per_hour=int(_number(env, "GPTSTORE_TUNE_RATE", 10, minimum=1)),
+            max_jobs_per_workspace=int(_number(env, "GPTSTORE_MAX_JOBS_PER_WORKSPACE", 2, minimum=1)),
+            retrain_min_examples=int(_number(env, "GPTSTORE_RETRAIN_MIN_EXAMPLES", 10, minimum=0)),
+            log_retention_days=int(_number(env, "GPTSTORE_LOG_RETENTION_DAYS", 90, minimum=0)),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, not {raw!r}.") from None
+    if value < minimum or value != value:
+        raise InvalidInput(f"{name} must be at least {minimum:g}, not {raw!r}.")
+    return value

