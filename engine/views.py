@@ -121,3 +121,17 @@ class ScheduleView:
     last_run_at: datetime | None
     last_outcome: str
     next_run_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the runner needs to answer with a model's live version (or a base model)."""
+
+    model_name: str
+    base_name: str
+    base_path: str  # a Hugging Face folder, or "bundled:smollm2-135m-instruct" (hub converts it)
+    adapter_path: str | None  # PEFT adapter folder; None for a base model
+    version: int | None
+    version_id: int | None
+    system_prompt: str = ""
+    model_id: int | None = None
