@@ -207,6 +207,8 @@ class ScheduleRecord(SQLModel, table=True):
     spec: str = Field(default="off", max_length=128)  # daily|weekly|off|<5-field cron>
     min_new_examples: int = Field(default=10)
     created_by: str = Field(default="", max_length=128)
+    # Where the schedule was set: scheduled runs report there (platform, channel, thread).
+    origin: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     last_run_at: Optional[datetime] = Field(default=None)
     last_outcome: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow)

@@ -72,8 +72,11 @@ def admin() -> Caller:
 def engine(settings: Settings, tiny_base_dir: Path, admin: Caller):
     """An Engine on a temporary SQLite store with the tiny model registered as "tiny"."""
     from engine.app import Engine
+    from engine.job_backends import ThreadBackend
 
-    eng = Engine.open(settings)
+    # Jobs run in threads of the test process (not detached children), and engine.close()
+    # stops them, so no training outlives its test.
+    eng = Engine.open(settings, job_backend=ThreadBackend(settings))
     eng.catalog.add_base(admin, "tiny", str(tiny_base_dir), description="A tiny test model",
                          tags="test")
     eng.catalog.publish(admin, "tiny", "public")

@@ -1,0 +1,1 @@
+"""Benchmarks: `gptstore bench NAME` runs bot/bench/NAME.py run(args) -> dict of figures."""

@@ -1,0 +1,198 @@
+"""`gptstore bench serve`: chat throughput of the ChatRunner against plain transformers + PEFT.
+
+One run with the real bundled SmolLM2 on the machine's device:
+- batched: 16 concurrent requests over 4 random LoRA adapters (r=16, all projections,
+  init_lora_weights=False so they change the answers), served by ChatRunner, against a
+  baseline that answers them one at a time with PEFT `set_adapter` + `generate`;
+  `ratio` = our tokens/s / baseline tokens/s (goal >= 4), and how many answers are identical;
+- single stream: one request on the base model, ChatRunner against plain `generate`
+  (best of two runs each, same answer required; goal >= 2x);
+- time to first token p50/p95 of the batched requests, and adapter cold-load time.
+Options: --tokens N (new tokens per answer, default 48).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.generation import ChatRunner
+from engine.hub import BUNDLED_NAME, ModelHub
+from engine.settings import Settings
+from engine.views import Target
+
+BUNDLED = f"bundled:{BUNDLED_NAME}"
+QUESTIONS = [
+    "What is the capital of France?", "How do I reset my password?",
+    "Give me three tips for writing clear emails.", "What is a LoRA adapter?",
+    "Explain photosynthesis in one paragraph.", "Why is the sky blue?",
+    "Write a haiku about the sea.", "How do I make a cup of tea?",
+    "What is the difference between a list and a tuple in Python?",
+    "Name three planets of the solar system.", "How can I stay focused while studying?",
+    "What does a database index do?", "Suggest a name for a bakery.",
+    "What is machine learning?", "How do vaccines work?", "What should I pack for a hike?",
+]
+SINGLE = "Write a short story about a robot learning to paint."
+
+
+def run(args: list[str]) -> dict[str, Any]:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    new_tokens = int(args[args.index("--tokens") + 1]) if "--tokens" in args else 48
+    settings = Settings.from_env()
+    hub = ModelHub(settings)
+    model, tokenizer = hub.load(BUNDLED)
+    folder = hub.base_weights_path(BUNDLED)
+    with tempfile.TemporaryDirectory() as temp:
+        adapters = _make_adapters(folder, Path(temp), hub)
+        requests = [(QUESTIONS[i], adapters[i % len(adapters)]) for i in range(len(QUESTIONS))]
+        cold = _cold_load(hub, adapters[0])
+        base_tps, base_answers = _baseline_batch(folder, hub, tokenizer, requests, new_tokens)
+        ours_tps, ours_answers, ttft = _ours_batch(hub, settings, requests, new_tokens)
+        single = _single_stream(hub, settings, model, tokenizer, new_tokens * 2)
+    same = sum(a == b for a, b in zip(ours_answers, base_answers))
+    return {
+        "device": str(hub.device()),
+        "threads": torch.get_num_threads(),
+        "new_tokens": new_tokens,
+        "requests": len(requests),
+        "adapters": len(adapters),
+        "baseline_tokens_per_s": round(base_tps, 2),
+        "ours_tokens_per_s": round(ours_tps, 2),
+        "ratio": round(ours_tps / base_tps, 2),
+        "identical_answers": f"{same}/{len(requests)}",
+        "first_token_ms_p50": round(statistics.median(ttft)),
+        "first_token_ms_p95": round(_p95(ttft)),
+        "adapter_cold_load_ms": cold,
+        "single_stream": single,
+    }
+
+
+def _make_adapters(folder: Path, temp: Path, hub: ModelHub) -> list[str]:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    paths = []
+    for i in range(4):
+        torch.manual_seed(100 + i)
+        base = AutoModelForCausalLM.from_pretrained(folder, dtype=hub.dtype())
+        config = LoraConfig(r=16, lora_alpha=32, init_lora_weights=False, task_type="CAUSAL_LM",
+                            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                            "up_proj", "down_proj"])
+        peft_model = get_peft_model(base, config)
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:  # small, so answers change but stay sentences
+                param.data.normal_(0, 0.002)
+        path = temp / f"adapter-{i}"
+        peft_model.save_pretrained(path)
+        paths.append(str(path))
+    return paths
+
+
+def _cold_load(hub: ModelHub, adapter: str) -> dict[str, float]:
+    from engine.decoding import load_lora
+
+    model, _ = hub.load(BUNDLED)
+    start = time.perf_counter()
+    load_lora(adapter, model.device, model.dtype)
+    return {"ours": round((time.perf_counter() - start) * 1000, 1)}
+
+
+def _prompt(tokenizer: Any, question: str) -> list[int]:
+    return tokenizer.apply_chat_template([{"role": "user", "content": question}],
+                                         add_generation_prompt=True, tokenize=True,
+                                         return_dict=False)
+
+
+def _new_text(tokenizer: Any, ids: list[int]) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def _baseline_batch(folder: Path, hub: ModelHub, tokenizer: Any, requests: list,
+                    new_tokens: int) -> tuple[float, list[str]]:
+    """One request at a time: PEFT set_adapter + generate (a separate copy of the base)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(folder, dtype=hub.dtype()).to(hub.device())
+    paths = sorted({adapter for _, adapter in requests})
+    peft_model = PeftModel.from_pretrained(base, paths[0], adapter_name="a0")
+    for i, path in enumerate(paths[1:], start=1):
+        peft_model.load_adapter(path, adapter_name=f"a{i}")
+    peft_model.eval()
+    answers, tokens = [], 0
+    start = time.perf_counter()
+    for question, adapter in requests:
+        peft_model.set_adapter(f"a{paths.index(adapter)}")
+        ids = _prompt(tokenizer, question)
+        with torch.inference_mode():
+            out = peft_model.generate(input_ids=torch.tensor([ids], device=hub.device()),
+                                      max_new_tokens=new_tokens, do_sample=False)
+        produced = [t for t in out[0, len(ids):].tolist() if t != tokenizer.eos_token_id]
+        tokens += len(produced)
+        answers.append(_new_text(tokenizer, produced))
+    return tokens / (time.perf_counter() - start), answers
+
+
+def _target(adapter: str | None) -> Target:
+    return Target(model_name="bench", base_name=BUNDLED_NAME, base_path=BUNDLED,
+                  adapter_path=adapter, version=1, version_id=None)
+
+
+def _ours_batch(hub: ModelHub, settings: Settings, requests: list,
+                new_tokens: int) -> tuple[float, list[str], list[int]]:
+    runner = ChatRunner(hub, settings.with_(max_batch=16, queue_size=64))
+    runner.answer(_target(None), [{"role": "user", "content": "Hi"}], max_new_tokens=2)  # warm
+    start = time.perf_counter()
+    futures = [runner.submit(_target(adapter), [{"role": "user", "content": question}],
+                             max_new_tokens=new_tokens, timeout=600)
+               for question, adapter in requests]
+    results = [future.result() for future in futures]
+    elapsed = time.perf_counter() - start
+    runner.close()
+    total = sum(r.tokens for r in results)
+    return total / elapsed, [r.text for r in results], [r.first_token_ms for r in results]
+
+
+def _single_stream(hub: ModelHub, settings: Settings, model: Any, tokenizer: Any,
+                   new_tokens: int) -> dict[str, Any]:
+    """One stream on the base model: best of two runs each, interleaved."""
+    import torch
+
+    ids = _prompt(tokenizer, SINGLE)
+    runner = ChatRunner(hub, settings)
+    plain, ours, plain_text, ours_text = [], [], "", ""
+    for _ in range(2):
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(torch.tensor([ids], device=hub.device()),
+                                 max_new_tokens=new_tokens, do_sample=False)
+        produced = [t for t in out[0, len(ids):].tolist() if t != tokenizer.eos_token_id]
+        plain.append(len(produced) / (time.perf_counter() - start))
+        plain_text = _new_text(tokenizer, produced)
+        start = time.perf_counter()
+        answer = runner.answer(_target(None), [{"role": "user", "content": SINGLE}],
+                               max_new_tokens=new_tokens, timeout=600)
+        ours.append(answer.tokens / (time.perf_counter() - start))
+        ours_text = answer.text
+    runner.close()
+    return {
+        "new_tokens": new_tokens,
+        "generate_tokens_per_s": round(max(plain), 2),
+        "ours_tokens_per_s": round(max(ours), 2),
+        "ratio": round(max(ours) / max(plain), 2),
+        "same_answer": ours_text == plain_text,
+    }
+
+
+def _p95(values: list[int]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]

@@ -1,0 +1,109 @@
+"""Engine views (model cards, versions, jobs, dataset reports) as platform-neutral Replies."""
+
+from __future__ import annotations
+
+from bot.core.progress import duration, metric_fields, progress_text, trained_f1
+from bot.core.reply import Button, Reply
+from engine.views import DatasetReport, JobView, ModelCard, VersionView
+
+
+def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = "info") -> Reply:
+    fields: list[tuple[str, str]] = [
+        ("Base", "(base model)" if card.is_base else (card.base or "?")),
+        ("Owner", card.owner or "-"),
+        ("Visibility", card.visibility),
+        ("Live version", str(card.live_version) if card.live_version else "none"),
+    ]
+    if card.tags:
+        fields.append(("Tasks", ", ".join(card.tags)))
+    fields.append(("Usage", f"{card.usage_count} answers, {card.rating_up} up / "
+                            f"{card.rating_down} down"))
+    if card.deployments:
+        fields.append(("Deployed in", ", ".join(card.deployments)))
+    live = next((v for v in card.versions if v.number == card.live_version), None)
+    if live is not None:
+        fields.extend(metric_fields(live.metrics_before, live.metrics_after))
+        if live.notes:
+            fields.append(("Notes", live.notes))
+    if len(card.versions) > 1:
+        fields.append(("Versions", ", ".join(f"v{v.number} {v.status}" for v in card.versions)))
+    body = card.description or "(no description)"
+    if text:
+        body = f"{text}\n{body}"
+    buttons = () if card.is_base else (Button("Deploy here", f"deploy {card.name}", "primary"),)
+    return Reply(title=title or card.name, text=body, fields=tuple(fields), kind=kind,
+                 buttons=buttons)
+
+
+def search_reply(cards: list[ModelCard], words: str) -> Reply:
+    if not cards:
+        what = f" for {words!r}" if words else ""
+        return Reply(title="Search", text=f"No models found{what}. Try fewer words, or "
+                                          "`search` alone to list everything you can see.")
+    fields = []
+    for card in cards:
+        kind = "base model" if card.is_base else f"tuned from {card.base}"
+        live = f", v{card.live_version}" if card.live_version and not card.is_base else ""
+        summary = (card.description or "").strip().splitlines()[0:1]
+        fields.append((card.name, f"{kind}{live}, {card.visibility}"
+                                  + (f": {summary[0][:120]}" if summary else "")))
+    found = f"{len(cards)} model{'s' if len(cards) != 1 else ''}"
+    return Reply(title="Search" + (f": {words}" if words else ""),
+                 text=f"{found} found. `info NAME` shows a card.", fields=tuple(fields))
+
+
+def versions_reply(name: str, versions: list[VersionView]) -> Reply:
+    fields = []
+    for v in versions:
+        when = v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else ""
+        metrics = ", ".join(f"{label} {value}" for label, value in
+                            metric_fields(v.metrics_before, v.metrics_after))
+        fields.append((f"v{v.number} ({v.status})", " ".join(p for p in (when, metrics) if p)
+                       or v.kind))
+    return Reply(title=f"Versions of {name}", fields=tuple(fields),
+                 text=f"{len(versions)} version(s). `rollback {name} N` makes one live.")
+
+
+def job_line(job: JobView) -> str:
+    when = job.created_at.strftime("%Y-%m-%d %H:%M") if job.created_at else ""
+    extra = f" {job.progress * 100:.0f}%" if job.state == "running" else ""
+    return f"{job.kind} {job.model_name} {job.state}{extra} {when}".strip()
+
+
+def jobs_reply(jobs: list[JobView]) -> Reply:
+    if not jobs:
+        return Reply(title="Jobs", text="No jobs yet. Start one with `tune NAME` and a Q&A file.")
+    return Reply(title="Jobs", text=f"{len(jobs)} job(s). `job ID` shows one.",
+                 fields=tuple((f"#{j.id}", job_line(j)) for j in jobs))
+
+
+def job_reply(job: JobView) -> Reply:
+    if job.finished:
+        from bot.core.progress import final_reply
+        reply = final_reply(job)
+        return Reply(title=reply.title, text=reply.text, fields=reply.fields, image=reply.image,
+                     buttons=reply.buttons if job.state == "succeeded" else (),
+                     kind=reply.kind if job.state != "failed" else "info")
+    fields = [("State", job.state), ("Base", job.base_name)]
+    if job.params:
+        fields.append(("Settings", ", ".join(f"{k}={v}" for k, v in sorted(job.params.items()))))
+    for event in job.events[-3:]:
+        if event.kind in ("warning", "error"):
+            fields.append((event.kind.title(), event.message))
+    return Reply(title=f"Job {job.id}: {job.kind} {job.model_name}", text=progress_text(job),
+                 fields=tuple(fields), buttons=(Button("Cancel", f"cancel {job.id}", "danger"),))
+
+
+def dataset_reply(report: DatasetReport, name: str) -> Reply:
+    split = ", ".join(f"{k} {v}" for k, v in report.split_sizes.items())
+    fields = [("File", f"{report.filename} ({report.format})"),
+              ("Examples", f"{report.n_examples}" + (f" ({report.n_multi_turn} multi-turn)"
+                                                     if report.n_multi_turn else "")),
+              ("Split", split)]
+    fields += [("Warning", w) for w in report.warnings]
+    return Reply(title=f"Dry run: {name}", fields=tuple(fields),
+                 text="The file is valid; nothing was trained.", kind="success")
+
+
+__all__ = ["card_reply", "search_reply", "versions_reply", "jobs_reply", "job_reply",
+           "dataset_reply", "duration", "trained_f1"]

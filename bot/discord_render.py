@@ -1,0 +1,119 @@
+"""Reply values as Discord messages: plain text split at 2,000 characters, embeds, files, buttons.
+
+Chat answers and errors are plain text (so they read like a person's message and can be
+copied); cards, job results and anything with fields become one embed; a reply's image (a
+job's loss plot) travels as an attached file shown inside the embed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+from bot.core.reply import Button, Reply
+
+MESSAGE_LIMIT = 2000
+EMBED_DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+MAX_FIELDS = 25
+BUTTON_PREFIX = "gptstore:"
+CUSTOM_ID_LIMIT = 100
+COLOURS = {"success": 0x2ECC71, "error": 0xE74C3C, "busy": 0xF1C40F, "info": 0x5865F2}
+
+
+@dataclass
+class Rendered:
+    """What one message carries; `more` holds the text of any follow-on messages."""
+
+    content: str | None = None
+    embed: discord.Embed | None = None
+    file_path: str | None = None
+    buttons: tuple[Button, ...] = ()
+    more: list[str] = field(default_factory=list)
+
+    def kwargs(self, *, edit: bool = False) -> dict[str, Any]:
+        """Keyword arguments for send (or edit: files go in `attachments`); call per send,
+        since a discord.File is read once."""
+        out: dict[str, Any] = {"content": self.content,
+                               "embeds": [self.embed] if self.embed else []}
+        if self.file_path:
+            files = [discord.File(self.file_path, filename=attachment_name(self.file_path))]
+            out["attachments" if edit else "files"] = files
+        view = button_view(self.buttons)
+        if view is not None:
+            out["view"] = view
+        return out
+
+
+def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Cut text into pieces of at most `limit` characters, at a line break or space if any."""
+    text = text or ""
+    pieces: list[str] = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = window.rfind("\n")
+        if cut < limit // 2:
+            cut = window.rfind(" ")
+        if cut < limit // 2:
+            cut = limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip("\n ") if cut < limit else text[cut:]
+    pieces.append(text)
+    return [p for p in pieces if p] or [""]
+
+
+def render(reply: Reply) -> Rendered:
+    """The Discord form of a Reply."""
+    plain = reply.kind in ("chat", "error", "busy") or not (reply.title or reply.fields or reply.image)
+    if plain:
+        pieces = split_text(reply.text or reply.title or "(empty)")
+        return Rendered(content=pieces[0], buttons=reply.buttons, more=pieces[1:])
+    embed = discord.Embed(title=_cut(reply.title, 256) or None,
+                          description=_cut(reply.text, EMBED_DESCRIPTION_LIMIT) or None,
+                          colour=COLOURS.get(reply.kind, COLOURS["info"]))
+    for name, value in reply.fields[:MAX_FIELDS]:
+        embed.add_field(name=_cut(name, FIELD_NAME_LIMIT) or "-",
+                        value=_cut(value, FIELD_VALUE_LIMIT) or "-", inline=len(value) < 40)
+    path = str(reply.image) if reply.image else None
+    if path:
+        embed.set_image(url=f"attachment://{attachment_name(path)}")
+    return Rendered(embed=embed, file_path=path, buttons=reply.buttons)
+
+
+def attachment_name(path: str) -> str:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "image.png"
+
+
+def button_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
+    """A view whose buttons carry their command text; the client runs it when pressed."""
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    styles = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger}
+    for button in buttons[:25]:
+        custom_id = (BUTTON_PREFIX + button.command)[:CUSTOM_ID_LIMIT]
+        view.add_item(discord.ui.Button(label=button.label[:80], custom_id=custom_id,
+                                        style=styles.get(button.style, discord.ButtonStyle.secondary)))
+    return view
+
+
+def button_command(custom_id: str) -> str | None:
+    """The command text of one of our buttons, or None for someone else's component."""
+    return custom_id[len(BUTTON_PREFIX):] if custom_id.startswith(BUTTON_PREFIX) else None
+
+
+def format_bytes(n: int) -> str:
+    """1048576 -> '1 MB', 1536 -> '1.5 KB'."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _cut(text: str, limit: int) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"

@@ -1,0 +1,180 @@
+"""The chat service: answer a turn with a model, log it, and curate the logs (feedback,
+corrections, forget-me, retention) into tomorrow's training pairs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Callable, Optional, Protocol
+
+from engine.catalog import Catalog
+from engine.errors import InvalidInput, NotFound
+from engine.identity import Caller
+from engine.settings import Settings
+from engine.views import ChatAnswer, Target
+from storage import catalog as catalog_store
+from storage import conversations as logs
+from storage.db import Database
+from storage.tables import FeedbackRecord, MessageRecord
+
+HISTORY_LIMIT = 20  # messages of a conversation handed back as context
+
+
+class Runner(Protocol):
+    """What ChatService needs from engine.generation.ChatRunner."""
+
+    def answer(self, target: Target, messages: list[dict[str, str]], *,
+               on_token: Optional[Callable[[str], Any]] = None) -> Any: ...  # .text .tokens .latency_ms
+
+
+class ChatService:
+    """One chat turn at a time: resolve the model, generate, log question and answer."""
+
+    def __init__(self, db: Database, settings: Settings, catalog: Catalog, runner: Runner,
+                 clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.settings = settings
+        self.catalog = catalog
+        self.runner = runner
+        self.clock = clock
+
+    def answer(self, caller: Caller, model_name: Optional[str], text: str, *,
+               history: Optional[list[dict[str, str]]] = None,
+               on_token: Optional[Callable[[str], Any]] = None, question_ref: str = "",
+               answer_ref_cb: Optional[Callable[[int], Optional[str]]] = None) -> ChatAnswer:
+        """Answer `text` with `model_name` (None: this channel's deployed model) and log the turn.
+
+        `history` is earlier turns as {"role", "content"}; `question_ref` is the platform id of
+        the question; `answer_ref_cb(message_id)` may return the platform id of the posted
+        answer, which is then stored (or call set_answer_ref later)."""
+        question = (text or "").strip()
+        if not question:
+            raise InvalidInput("Say something to the model, e.g. `/store chat MODEL hello`.")
+        model = self._model_for(caller, model_name)
+        target = self.catalog.live_target(model)
+        messages: list[dict[str, str]] = []
+        if target.system_prompt:
+            messages.append({"role": "system", "content": target.system_prompt})
+        messages += [{"role": m["role"], "content": m["content"]} for m in history or []
+                     if m.get("role") in ("user", "assistant") and m.get("content")]
+        messages.append({"role": "user", "content": question})
+        generated = self.runner.answer(target, messages, on_token=on_token)
+        reply = str(getattr(generated, "text", ""))
+        latency = int(getattr(generated, "latency_ms", 0) or 0)
+        now = self.clock()
+        with self.db.session() as s:
+            conv = logs.conversation(s, caller.platform, caller.workspace, caller.channel,
+                                     caller.thread, now=now)
+            asked = logs.add_message(s, conversation_id=conv.id, role="user", user=caller.user,
+                                     content=question, model_id=model.id,
+                                     platform_message_id=question_ref or "", created_at=now)
+            answered = logs.add_message(s, conversation_id=conv.id, role="assistant",
+                                        user=caller.user, content=reply, model_id=model.id,
+                                        model_version_id=target.version_id, reply_to_id=asked.id,
+                                        latency_ms=latency, created_at=now)
+            catalog_store.add_usage(s, model.id)
+        if answer_ref_cb is not None:
+            ref = answer_ref_cb(answered.id)
+            if ref:
+                self.set_answer_ref(answered.id, str(ref))
+        return ChatAnswer(text=reply, model_name=model.name, version=target.version,
+                          message_id=answered.id, latency_ms=latency,
+                          tokens=int(getattr(generated, "tokens", 0) or 0))
+
+    def _model_for(self, caller: Caller, model_name: Optional[str]):
+        if model_name:
+            return self.catalog.resolve(caller, model_name)
+        model = self.catalog.deployed(caller)
+        if model is None:
+            raise NotFound("No model is deployed here. Name one (`/store chat MODEL MESSAGE`) "
+                           "or deploy one to this channel with `/store deploy MODEL`.")
+        return model
+
+    def set_answer_ref(self, message_id: int, platform_message_id: str) -> None:
+        """Remember the platform's id of a posted answer, so reactions and replies find it."""
+        with self.db.session() as s:
+            logs.set_platform_id(s, message_id, platform_message_id)
+
+    def history_for(self, caller: Caller, limit: int = HISTORY_LIMIT) -> list[dict[str, str]]:
+        """The caller's conversation (thread, DM or console session) as chat messages."""
+        with self.db.session() as s:
+            conv = logs.conversation(s, caller.platform, caller.workspace, caller.channel,
+                                     caller.thread, create=False)
+            rows = logs.recent(s, conv.id, limit) if conv is not None else []
+        return [{"role": m.role, "content": m.content} for m in rows]
+
+    def feedback(self, caller: Caller, ref: str, kind: str) -> None:
+        """A thumbs up or down on an answer; one vote per user per answer, the last one counts."""
+        if kind not in logs.VOTES:
+            raise InvalidInput(f"Feedback is 'up' or 'down', not {kind!r}.")
+        with self.db.session() as s:
+            answer = self._find_answer(s, caller, ref)
+            vote = logs.vote_of(s, answer.id, caller.user)
+            if vote is not None and vote.kind == kind:
+                return
+            delta = {"up": 0, "down": 0}
+            delta[kind] += 1
+            if vote is None:
+                s.add(FeedbackRecord(message_id=answer.id, user=caller.user, kind=kind,
+                                          created_at=self.clock()))
+            else:
+                delta[vote.kind] -= 1
+                vote.kind, vote.created_at = kind, self.clock()
+                s.add(vote)
+            if answer.model_id is not None:
+                catalog_store.add_rating(s, answer.model_id, delta["up"], delta["down"])
+
+    def correct(self, caller: Caller, ref: Optional[str], better: str) -> int:
+        """Store `better` as the right answer to an answer (ref None: the caller's last answer
+        in this conversation). Returns the corrected answer's message id."""
+        text = (better or "").strip()
+        if not text:
+            raise InvalidInput("Give the better answer: `/store correct THE BETTER ANSWER`.")
+        with self.db.session() as s:
+            if ref:
+                answer = self._find_answer(s, caller, ref)
+            else:
+                conv = logs.conversation(s, caller.platform, caller.workspace, caller.channel,
+                                         caller.thread, create=False)
+                answer = logs.last_answer(s, conv.id, caller.user) if conv else None
+                if answer is None:
+                    raise NotFound("There is no answer here to correct; reply to the model's "
+                                   "answer with `/store correct THE BETTER ANSWER`.")
+            record = logs.correction_of(s, answer.id, caller.user) or FeedbackRecord(
+                message_id=answer.id, user=caller.user, kind="correction")
+            record.correction, record.created_at = text, self.clock()
+            s.add(record)
+            return answer.id
+
+    def _find_answer(self, s, caller: Caller, ref: str) -> MessageRecord:
+        answer = logs.find_answer(s, str(ref), caller.platform, caller.workspace)
+        if answer is None:
+            raise NotFound("That message is not an answer from a store model (or it was deleted); "
+                           "react to or reply to the model's answer.")
+        return answer
+
+    def forget_me(self, caller: Caller) -> int:
+        """Delete every message and feedback of the caller (and the answers they got).
+        Returns how many rows went; their votes come off the models' ratings."""
+        with self.db.session() as s:
+            count, votes = logs.forget_user(s, caller.user)
+            for model_id, (ups, downs) in votes.items():
+                catalog_store.add_rating(s, model_id, -ups, -downs)
+        return count
+
+    def purge_older_than(self, days: float) -> int:
+        """Delete logs older than `days`; ratings and usage counts keep what they learnt."""
+        cutoff = self.clock() - timedelta(days=days)
+        with self.db.session() as s:
+            return logs.purge_before(s, cutoff)
+
+    def purge_old(self) -> int:
+        """Apply GPTSTORE_LOG_RETENTION_DAYS (0 keeps everything)."""
+        days = self.settings.log_retention_days
+        return self.purge_older_than(days) if days > 0 else 0
+
+    def curated_pairs(self, model_id: int, since: Optional[datetime] = None
+                      ) -> list[tuple[str, str, str]]:
+        """(question, answer, source) pairs for retraining: answers rated up and never down
+        (source "feedback") and corrections (source "correction")."""
+        with self.db.session() as s:
+            return logs.curated_pairs(s, model_id, since)

@@ -1,0 +1,293 @@
+"""A lean greedy decode loop for Llama-family models, batched, with a different LoRA per row.
+
+transformers `generate` spends most of a CPU decode step outside the matrix multiplies (cache
+objects, mask building, logits processors, module hooks). `BatchDecoder` runs the same maths
+from the model's own weights with one preallocated KV cache: each row has its own length and
+position, so requests join and leave between steps (continuous batching) without padding, and
+each row may use its own LoRA adapter (or none) in the same forward pass. Adapters are read
+straight from PEFT folders (`load_lora`); the base model is never modified.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+from engine.errors import ModelUnavailable
+
+SUPPORTED_TYPES = {"llama", "mistral", "qwen2"}
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_KEY = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.[^.]+)?\.weight$")
+
+
+def supports(model: Any) -> bool:
+    """True when BatchDecoder can run this model (Llama-style decoder, plain attention)."""
+    return getattr(model.config, "model_type", "") in SUPPORTED_TYPES
+
+
+@dataclass
+class LoraAdapter:
+    """One PEFT LoRA adapter: (layer, projection) -> (A [r, in], B [out, r], scaling)."""
+
+    path: str
+    weights: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor, float]] = field(
+        default_factory=dict)
+
+
+def load_lora(folder: str | Path, device: Any, dtype: Any) -> LoraAdapter:
+    """Read a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)."""
+    folder = Path(folder)
+    config_file = folder / "adapter_config.json"
+    if not config_file.is_file():
+        raise ModelUnavailable(
+            f"The adapter folder {folder} is missing adapter_config.json; retrain the model or "
+            "roll back to a version whose files exist (`/store rollback MODEL VERSION`).")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if config.get("peft_type", "LORA") != "LORA" or config.get("use_dora"):
+        raise ModelUnavailable(
+            f"The adapter in {folder} is not a plain LoRA adapter; only LoRA adapters can answer.")
+    tensors = _read_tensors(folder)
+    alpha, rslora = float(config.get("lora_alpha", 8)), bool(config.get("use_rslora"))
+    patterns = config.get("alpha_pattern") or {}
+    pairs: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        match = _KEY.search(key)
+        if match is None or match.group(2) not in PROJECTIONS:
+            raise ModelUnavailable(
+                f"The adapter in {folder} changes {key}, which chat cannot apply; train LoRA on "
+                "the attention and MLP projections only.")
+        layer, name, part = int(match.group(1)), match.group(2), match.group(3)
+        pairs.setdefault((layer, name), {})[part] = tensor.to(device=device, dtype=dtype)
+    adapter = LoraAdapter(path=str(folder))
+    for (layer, name), ab in pairs.items():
+        a, b = ab["A"], ab["B"]
+        module = f"model.layers.{layer}.{'mlp' if name in PROJECTIONS[4:] else 'self_attn'}.{name}"
+        a_value = next((float(v) for p, v in patterns.items()
+                        if re.match(rf"(.*\.)?{p}$", module)), alpha)
+        rank = a.shape[0]
+        adapter.weights[(layer, name)] = (a, b, a_value / (rank ** 0.5 if rslora else rank))
+    return adapter
+
+
+def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    safetensors_file = folder / "adapter_model.safetensors"
+    if safetensors_file.is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(safetensors_file))
+    bin_file = folder / "adapter_model.bin"
+    if bin_file.is_file():
+        return torch.load(bin_file, map_location="cpu", weights_only=True)
+    raise ModelUnavailable(f"The adapter folder {folder} holds no adapter weights.")
+
+
+class BatchDecoder:
+    """Rows of greedy decoding over one base model; each row carries an opaque payload.
+
+    add() prefills a prompt into a new row and returns its first token; step() advances every
+    row by one token. drop(i) frees a row by moving the last row into its place, so row indexes
+    (and `payloads`) stay dense.
+    """
+
+    def __init__(self, model: Any, max_rows: int, max_len: int, base: str = "") -> None:
+        if not supports(model):
+            raise ModelUnavailable(
+                f"Chat supports Llama-style models ({', '.join(sorted(SUPPORTED_TYPES))}); "
+                f"this one is {getattr(model.config, 'model_type', 'unknown')}.")
+        self.model = model
+        inner = model.model
+        config = model.config
+        self.layers = list(inner.layers)
+        self.embed = inner.embed_tokens
+        self.norm = inner.norm
+        self.rotary = inner.rotary_emb
+        self.lm_head = model.lm_head
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.max_rows, self.max_len = max_rows, max_len
+        self.base = base  # which base model this batch runs (the runner keeps one per base)
+        self.stop = eos_ids(model)  # token ids that end a row
+        self.device = self.embed.weight.device
+        self.dtype = self.embed.weight.dtype
+        self.lengths: list[int] = []
+        self.adapters: list[LoraAdapter | None] = []
+        self.payloads: list[Any] = []
+        self._k: list[torch.Tensor] = []
+        self._v: list[torch.Tensor] = []
+        self._groups: list[tuple[torch.Tensor | None, LoraAdapter]] = []
+
+    @property
+    def rows(self) -> int:
+        return len(self.lengths)
+
+    # -- rows ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def add(self, prompt: list[int], adapter: LoraAdapter | None, payload: Any = None) -> int:
+        """Prefill `prompt` into a new row; returns the row's first generated token."""
+        if self.rows >= self.max_rows:
+            raise RuntimeError("BatchDecoder is full")
+        if not prompt or len(prompt) >= self.max_len:
+            raise ValueError(f"prompt length {len(prompt)} outside 1..{self.max_len - 1}")
+        row = self.rows
+        self._reserve(row + 1, len(prompt) + 1)
+        self.lengths.append(len(prompt))
+        self.adapters.append(adapter)
+        self.payloads.append(payload)
+        ids = torch.tensor([prompt], device=self.device)
+        positions = torch.arange(len(prompt), device=self.device)[None]
+        groups = [] if adapter is None else [(None, adapter)]
+        logits = self._forward(ids, positions, slice(row, row + 1), groups, prefill=True)
+        self._regroup()
+        return int(logits[0].argmax())
+
+    @torch.inference_mode()
+    def step(self, last_tokens: list[int]) -> list[int]:
+        """Feed each row its last token; returns each row's next token."""
+        n = self.rows
+        longest = max(self.lengths) + 1
+        self._reserve(n, longest)
+        ids = torch.tensor(last_tokens, device=self.device)[:, None]
+        positions = torch.tensor(self.lengths, device=self.device)[:, None]
+        logits = self._forward(ids, positions, slice(0, n), self._groups, prefill=False)
+        for i in range(n):
+            self.lengths[i] += 1
+        return logits.argmax(-1).tolist()
+
+    @torch.inference_mode()
+    def drop(self, row: int) -> None:
+        last = self.rows - 1
+        if row != last:
+            for cache in (*self._k, *self._v):
+                cache[row, :, : self.lengths[last]] = cache[last, :, : self.lengths[last]]
+            for values in (self.lengths, self.adapters, self.payloads):
+                values[row] = values[last]
+        for values in (self.lengths, self.adapters, self.payloads):
+            values.pop()
+        self._regroup()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _reserve(self, rows: int, length: int) -> None:
+        """Grow the KV cache (powers of two, copying) so it holds `rows` x `length`."""
+        have_rows = self._k[0].shape[0] if self._k else 0
+        have_len = self._k[0].shape[2] if self._k else 0
+        if rows <= have_rows and length <= have_len:
+            return
+        new_rows = min(self.max_rows, max(have_rows, _pow2(rows)))
+        new_len = min(self.max_len, max(have_len, _pow2(max(length, 64))))
+        shape = (new_rows, self.kv_heads, new_len, self.head_dim)
+        for caches in (self._k, self._v):
+            for i in range(len(self.layers)):
+                fresh = torch.zeros(shape, device=self.device, dtype=self.dtype)
+                if caches and i < len(caches):
+                    fresh[:have_rows, :, :have_len] = caches[i]
+                    caches[i] = fresh
+                else:
+                    caches.append(fresh)
+
+    def _regroup(self) -> None:
+        """Rows per adapter for the LoRA deltas of the next steps (None index = every row)."""
+        by_adapter: dict[int, tuple[LoraAdapter, list[int]]] = {}
+        for i, adapter in enumerate(self.adapters):
+            if adapter is not None:
+                by_adapter.setdefault(id(adapter), (adapter, []))[1].append(i)
+        self._groups = []
+        for adapter, rows in by_adapter.values():
+            index = None if len(rows) == self.rows else torch.tensor(rows, device=self.device)
+            self._groups.append((index, adapter))
+
+    def _linear(self, x: torch.Tensor, module: Any, key: tuple[int, str],
+                groups: list[tuple[torch.Tensor | None, LoraAdapter]]) -> torch.Tensor:
+        y = F.linear(x, module.weight, module.bias)
+        for index, adapter in groups:
+            lora = adapter.weights.get(key)
+            if lora is None:
+                continue
+            a, b, scaling = lora
+            if index is None:
+                y = y + F.linear(F.linear(x, a), b) * scaling
+            else:
+                part = F.linear(F.linear(x.index_select(0, index), a), b) * scaling
+                y = y.index_add(0, index, part)
+        return y
+
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, rows: slice,
+                 groups: list, *, prefill: bool) -> torch.Tensor:
+        batch, width = ids.shape
+        hidden = self.embed(ids)
+        cos, sin = self.rotary(hidden, positions)
+        mask = None
+        if not prefill:
+            span = int(positions.max()) + 1
+            if batch > 1 and int(positions.min()) + 1 != span:
+                mask = torch.arange(span, device=self.device)[None, :] <= positions
+                mask = mask[:, None, None, :]
+            write_rows = torch.arange(batch, device=self.device)
+            write_pos = positions[:, 0]
+        for index, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            x = layer.input_layernorm(hidden)
+            q = self._linear(x, attn.q_proj, (index, "q_proj"), groups)
+            k = self._linear(x, attn.k_proj, (index, "k_proj"), groups)
+            v = self._linear(x, attn.v_proj, (index, "v_proj"), groups)
+            q = q.view(batch, width, self.heads, self.head_dim).transpose(1, 2)
+            k = k.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = v.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            k_cache, v_cache = self._k[index], self._v[index]
+            if prefill:
+                k_cache[rows, :, :width] = k
+                v_cache[rows, :, :width] = v
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True,
+                                                     scale=attn.scaling)
+            else:
+                k_cache[write_rows, :, write_pos] = k[:, :, 0]
+                v_cache[write_rows, :, write_pos] = v[:, :, 0]
+                out = F.scaled_dot_product_attention(
+                    q, k_cache[:batch, :, :span], v_cache[:batch, :, :span], attn_mask=mask,
+                    enable_gqa=True, scale=attn.scaling)
+            out = out.transpose(1, 2).reshape(batch, width, -1)
+            hidden = hidden + self._linear(out, attn.o_proj, (index, "o_proj"), groups)
+            mlp = layer.mlp
+            x = layer.post_attention_layernorm(hidden)
+            gate = self._linear(x, mlp.gate_proj, (index, "gate_proj"), groups)
+            up = self._linear(x, mlp.up_proj, (index, "up_proj"), groups)
+            hidden = hidden + self._linear(mlp.act_fn(gate) * up, mlp.down_proj,
+                                           (index, "down_proj"), groups)
+        last = self.norm(hidden[:, -1])
+        return self.lm_head(last).float()
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def eos_ids(model: Any) -> set[int]:
+    """The token ids that end an answer (generation config first, then the model config)."""
+    found = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if found is None:
+        found = getattr(model.config, "eos_token_id", None)
+    if found is None:
+        return set()
+    return {int(found)} if isinstance(found, int) else {int(t) for t in found}
+
+
+def greedy(model: Any, prompt: list[int], max_new_tokens: int,
+           adapter: LoraAdapter | None = None) -> list[int]:
+    """One prompt, greedy, through BatchDecoder: the tokens plain `generate` would give."""
+    stop = eos_ids(model)
+    limit = getattr(model.config, "max_position_embeddings", 2048)
+    decoder = BatchDecoder(model, max_rows=1, max_len=min(limit, len(prompt) + max_new_tokens + 1))
+    tokens = [decoder.add(prompt, adapter)]
+    while tokens[-1] not in stop and len(tokens) < max_new_tokens:
+        tokens.append(decoder.step([tokens[-1]])[0])
+    return tokens

@@ -1,0 +1,211 @@
+"""Scheduled retraining: when a model retrains, whether a run is due, and the run's gate.
+
+Schedules live in the database (the source of truth). `run_due(now)` is the one place that
+decides a run: it claims the (model, slot) run record first, so two processes that both
+fire the same slot start one retrain between them. The job body (`run_retrain`) trains a
+candidate on the model's data plus curated conversation pairs and makes it live only when it
+is not worse than the live version on the held-out test set.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+from engine.errors import InvalidInput, PermissionDenied
+from engine.identity import Caller
+from engine.views import JobView, ScheduleView
+from storage import schedules as schedule_rows
+from storage.tables import ModelRecord, ModelVersionRecord
+
+if TYPE_CHECKING:
+    from engine.catalog import Catalog
+    from engine.jobcontext import JobContext
+    from engine.jobs import JobService
+    from engine.settings import Settings
+    from storage.db import Database
+
+NAMED_SPECS = {"daily": "0 3 * * *", "weekly": "0 3 * * 1"}
+SPEC_HELP = "Use now, daily, weekly, off, or a 5-field cron like '0 3 * * 1'."
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What one firing of a schedule (or `retrain now`) did."""
+
+    model_name: str
+    started: bool
+    message: str
+    job: JobView | None = None
+
+
+def cron_for(spec: str) -> str:
+    """The cron expression of a schedule spec; InvalidInput for anything else."""
+    cron = NAMED_SPECS.get(spec, spec)
+    if len(cron.split()) != 5:
+        raise InvalidInput(f"'{spec}' is not a schedule. {SPEC_HELP}")
+    try:
+        trigger(cron)
+    except ValueError as exc:
+        raise InvalidInput(f"'{spec}' is not a valid cron expression ({exc}). {SPEC_HELP}") from None
+    return cron
+
+
+def trigger(cron: str):
+    """An APScheduler CronTrigger for a standard 5-field cron line.
+
+    APScheduler 3 counts weekdays from Monday = 0, while cron counts from Sunday = 0, so the
+    day-of-week numbers are turned into names first ("1" stays Monday, as in crontab)."""
+    import re
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    minute, hour, day, month, weekday = cron.split()
+    names = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    weekday = re.sub(r"(?<![/\d])(\d+)",
+                     lambda m: names[int(m.group(1))] if int(m.group(1)) <= 7 else m.group(1),
+                     weekday)
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekday,
+                       timezone=timezone.utc)
+
+
+def next_fire(spec: str, after: datetime) -> datetime | None:
+    if spec == "off":
+        return None
+    return trigger(cron_for(spec)).get_next_fire_time(None, after + timedelta(seconds=1))
+
+
+def latest_fire(spec: str, since: datetime, now: datetime) -> datetime | None:
+    """The newest fire time in (since, now], or None: missed slots collapse into one run."""
+    latest = None
+    moment = next_fire(spec, since)
+    while moment is not None and moment <= now:
+        latest = moment
+        moment = next_fire(spec, moment)
+    return latest
+
+
+class Retrainer:
+    def __init__(self, db: "Database", settings: "Settings", catalog: "Catalog",
+                 jobs: "JobService", clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.settings = settings
+        self.catalog = catalog
+        self.jobs = jobs
+        self.clock = clock
+
+    def set_schedule(self, caller: Caller, name: str, spec: str,
+                     origin: dict[str, Any] | None = None) -> ScheduleView:
+        """Set when MODEL retrains: daily, weekly, off or a cron expression."""
+        spec = (spec or "").strip().lower()
+        model = self.catalog.resolve(caller, name)
+        if model.is_base:
+            raise InvalidInput(f"'{model.name}' is a base model; only tuned models are retrained.")
+        if not caller.is_admin:
+            raise PermissionDenied("Only a workspace admin can set retrain schedules; ask one of them.")
+        if spec != "off":
+            cron_for(spec)
+        now = self.clock()
+        with self.db.session() as session:
+            record = schedule_rows.upsert(
+                session, model.id, spec, min_new_examples=self.settings.retrain_min_examples,
+                created_by=caller.user, origin=dict(origin or {}), now=now)
+            return self._view(model.name, record, now)
+
+    def schedule(self, caller: Caller, name: str) -> ScheduleView | None:
+        model = self.catalog.resolve(caller, name)
+        with self.db.session() as session:
+            record = schedule_rows.get(session, model.id)
+            return None if record is None else self._view(model.name, record, self.clock())
+
+    def retrain_now(self, caller: Caller, name: str, origin: dict[str, Any] | None = None) -> RetrainOutcome:
+        """Retrain MODEL at once (still skipped when too few new curated pairs exist)."""
+        model = self.catalog.resolve(caller, name)
+        if model.is_base:
+            raise InvalidInput(f"'{model.name}' is a base model; only tuned models are retrained.")
+        if not caller.is_admin and caller.user != model.owner:
+            raise PermissionDenied("Only the model's owner or a workspace admin can retrain it.")
+        return self._fire(model.id, model.name, f"now:{uuid.uuid4().hex[:12]}", dict(origin or {}))
+
+    def run_due(self, now: datetime | None = None) -> list[RetrainOutcome]:
+        """Fire every schedule with a slot in (last run, now]. Safe to call from many processes."""
+        now = now or self.clock()
+        with self.db.session() as session:
+            due = []
+            for record in schedule_rows.active(session):
+                since = record.last_run_at or record.created_at
+                slot = latest_fire(record.spec, _aware(since), now)
+                if slot is not None:
+                    due.append((record.model_id, slot, dict(record.origin or {})))
+        outcomes = []
+        for model_id, slot, origin in due:
+            with self.db.session() as session:
+                name = session.get(ModelRecord, model_id).name
+            outcomes.append(self._fire(model_id, name, slot.isoformat(), origin, at=slot))
+        return outcomes
+
+    def _fire(self, model_id: int, name: str, slot: str, origin: dict[str, Any],
+              at: datetime | None = None) -> RetrainOutcome:
+        now = self.clock()
+        with self.db.session() as session:
+            run = schedule_rows.claim_slot(session, model_id, slot, now)
+            if run is None:
+                return RetrainOutcome(name, False, f"The retrain of {name} for {slot} already ran.")
+            run_id = run.id
+            schedule_rows.record_outcome(session, model_id, "starting", at or now)
+        fresh = self.new_pairs(model_id)
+        needed = self.settings.retrain_min_examples
+        if len(fresh) < needed:
+            message = (f"Retrain of {name} skipped: {len(fresh)} new curated pair(s) since the "
+                       f"live version, {needed} needed. Rate answers 👍 or correct them to add more.")
+            self._record(model_id, run_id, message, None, at or now)
+            return RetrainOutcome(name, False, message)
+        with self.db.session() as session:
+            model = session.get(ModelRecord, model_id)
+            live = session.get(ModelVersionRecord, model.live_version_id) if model.live_version_id else None
+            owner, workspace = model.owner, model.workspace
+            dataset_id = live.dataset_id if live is not None else None
+            since = live.created_at.isoformat() if live is not None else None
+        # The job reads the curated pairs again when it runs, so a forget-me in between
+        # still removes them from the training set.
+        job = self.jobs.submit(
+            "retrain", name, owner=owner, workspace=workspace, dataset_id=dataset_id,
+            params={"since": since, "new_pairs": len(fresh)}, origin=origin,
+            idempotency_key=f"retrain:{model_id}:{slot}")
+        message = f"Retrain of {name} started as job {job.id} with {len(fresh)} new curated pairs."
+        self._record(model_id, run_id, message, job.id, at or now)
+        return RetrainOutcome(name, True, message, job)
+
+    def new_pairs(self, model_id: int) -> list[tuple[str, str, str]]:
+        """Curated (question, answer, source) pairs logged since the live version was made."""
+        from storage import conversations
+
+        with self.db.session() as session:
+            model = session.get(ModelRecord, model_id)
+            live = session.get(ModelVersionRecord, model.live_version_id) if model.live_version_id else None
+            since = live.created_at if live is not None else None
+            return conversations.curated_pairs(session, model_id, since=since)
+
+    def _record(self, model_id: int, run_id: int, outcome: str, job_id: int | None, at: datetime) -> None:
+        with self.db.session() as session:
+            schedule_rows.finish_run(session, run_id, outcome=outcome, job_id=job_id)
+            schedule_rows.record_outcome(session, model_id, outcome, at)
+
+    def _view(self, name: str, record, now: datetime) -> ScheduleView:
+        return ScheduleView(
+            model_name=name, spec=record.spec, min_new_examples=record.min_new_examples,
+            last_run_at=record.last_run_at, last_outcome=record.last_outcome,
+            next_run_at=next_fire(record.spec, now) if record.spec != "off" else None)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def run_retrain(ctx: "JobContext") -> dict[str, Any]:
+    """The retrain job body (engine.retraining; imported here lazily: it needs torch)."""
+    from engine.retraining import run_retrain as body
+
+    return body(ctx)

@@ -1,0 +1,390 @@
+"""A local fake Discord for tests: a real HTTP + WebSocket server on 127.0.0.1 (aiohttp).
+
+It serves the REST routes the bot calls (recording every request), the gateway protocol
+(HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME) and downloadable attachments,
+and lets a test push MESSAGE_CREATE, INTERACTION_CREATE and MESSAGE_REACTION_ADD dispatches.
+REST replies carry the content type exactly `application/json`, as discord.py requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from aiohttp import WSMsgType, web
+
+MANAGE_GUILD = 1 << 5
+EVERYDAY = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 6)  # view, send, embed, attach, history, react
+MESSAGE_CONTENT_FLAGS = (1 << 18) | (1 << 19)  # GATEWAY_MESSAGE_CONTENT(_LIMITED)
+MESSAGE_CONTENT_INTENT = 1 << 15
+
+
+@dataclass
+class Recorded:
+    """One REST request the bot made."""
+
+    method: str
+    path: str
+    json: Any = None  # the JSON body, or the multipart `payload_json`
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, data)
+    query: dict[str, str] = field(default_factory=dict)
+    authorization: str = ""
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(data).encode(),
+                        headers={"Content-Type": "application/json"})
+
+
+class FakeDiscord:
+    """One guild (`guild_id`) with a text channel, an admin and a plain member."""
+
+    def __init__(self, *, message_content_granted: bool = True,
+                 fail_webhook_edits: bool = False) -> None:
+        # without the grant, IDENTIFY asking for message content is closed with 4014, as Discord does
+        self.message_content_granted = message_content_granted
+        self.fail_webhook_edits = fail_webhook_edits  # PATCH on interaction messages -> 404
+        self._ids = itertools.count(1_100_000_000_000_000_001)
+        self.app_id = self.new_id()
+        self.guild_id = self.new_id()
+        self.channel_id = self.new_id()
+        self.admin_role_id = self.new_id()
+        self.bot = self.user("gptstore", bot=True, id=self.app_id)
+        self.admin = self.user("alice")
+        self.member = self.user("bob")
+        self.requests: list[Recorded] = []
+        self.identifies: list[dict] = []  # every IDENTIFY payload (token removed)
+        self.downloads: list[str] = []  # attachment ids fetched
+        self.role_name = "Moderators"  # a role that alice (the admin) has
+        self.role_permissions = EVERYDAY | MANAGE_GUILD
+        self.role_members = {self.admin["id"]}
+        self.messages: dict[str, dict] = {}
+        self.files: dict[str, bytes] = {}
+        self.port = 0
+        self._changed = asyncio.Event()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._seq = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+
+    # ---- life cycle -------------------------------------------------------------------
+    async def start(self) -> "FakeDiscord":
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/files/{id}/{name}", self._file)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    # ---- values -----------------------------------------------------------------------
+    def new_id(self) -> str:
+        return str(next(self._ids))
+
+    def user(self, name: str, *, bot: bool = False, id: str | None = None) -> dict:
+        return {"id": id or self.new_id(), "username": name, "discriminator": "0",
+                "global_name": name, "avatar": None, "bot": bot}
+
+    def member_of(self, user: dict) -> dict:
+        roles = [self.admin_role_id] if user["id"] in self.role_members else []
+        return {"user": user, "roles": roles, "joined_at": _now(), "deaf": False, "mute": False,
+                "flags": 0, "nick": None}
+
+    def permissions_of(self, user: dict) -> int:
+        return EVERYDAY | (self.role_permissions if user["id"] in self.role_members else 0)
+
+    def add_file(self, filename: str, data: bytes, *, size: int | None = None) -> dict:
+        """Serve `data` and return the attachment object a message or interaction carries."""
+        file_id = self.new_id()
+        self.files[file_id] = data
+        url = f"http://127.0.0.1:{self.port}/files/{file_id}/{filename}"
+        return {"id": file_id, "filename": filename, "size": len(data) if size is None else size,
+                "url": url, "proxy_url": url, "content_type": "text/plain"}
+
+    def channel(self, channel_id: str | None = None) -> dict:
+        return {"id": channel_id or self.channel_id, "type": 0, "guild_id": self.guild_id,
+                "name": "general", "position": 0, "permission_overwrites": [], "parent_id": None,
+                "nsfw": False, "topic": None, "last_message_id": None, "rate_limit_per_user": 0}
+
+    def guild(self) -> dict:
+        everyone = {"id": self.guild_id, "name": "@everyone", "permissions": str(EVERYDAY),
+                    "position": 0, "color": 0, "hoist": False, "managed": False,
+                    "mentionable": False, "flags": 0}
+        admins = dict(everyone, id=self.admin_role_id, name=self.role_name,
+                      permissions=str(self.role_permissions), position=1)
+        return {"id": self.guild_id, "name": "Test guild", "icon": None, "owner_id": self.admin["id"],
+                "roles": [everyone, admins], "emojis": [], "stickers": [], "features": [],
+                "member_count": 3, "large": False, "unavailable": False, "joined_at": _now(),
+                "members": [self.member_of(u) for u in (self.bot, self.admin, self.member)],
+                "channels": [self.channel()], "threads": [], "presences": [], "voice_states": [],
+                "premium_tier": 0, "preferred_locale": "en-US", "verification_level": 0,
+                "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
+                "nsfw_level": 0, "system_channel_flags": 0, "afk_timeout": 300}
+
+    def message(self, author: dict, content: str, *, channel_id: str | None = None,
+                attachments: list[dict] | None = None, reference: dict | None = None,
+                guild: bool = True, embeds: list | None = None) -> dict:
+        data = {"id": self.new_id(), "channel_id": channel_id or self.channel_id, "author": author,
+                "content": content, "timestamp": _now(), "edited_timestamp": None, "tts": False,
+                "mention_everyone": False, "mentions": [], "mention_roles": [],
+                "attachments": attachments or [], "embeds": embeds or [], "pinned": False,
+                "type": 19 if reference else 0, "flags": 0, "components": []}
+        if guild:
+            data["guild_id"] = self.guild_id
+            data["member"] = {k: v for k, v in self.member_of(author).items() if k != "user"}
+        if reference:
+            data["message_reference"] = {"message_id": reference["id"],
+                                         "channel_id": reference["channel_id"],
+                                         "guild_id": self.guild_id if guild else None}
+            data["referenced_message"] = reference
+        return data
+
+    # ---- pushing events -----------------------------------------------------------------
+    async def dispatch(self, event: str, data: dict) -> None:
+        for ws in list(self._sockets):
+            await ws.send_str(json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data}))
+
+    async def post_message(self, author: dict, content: str, *, mention_bot: bool = False,
+                           **kw: Any) -> dict:
+        if mention_bot:
+            content = f"<@{self.bot['id']}> {content}"
+        data = self.message(author, content, **kw)
+        if mention_bot:
+            data["mentions"] = [self.bot]
+        self.messages[data["id"]] = data
+        await self.dispatch("MESSAGE_CREATE", data)
+        return data
+
+    async def react(self, user: dict, message_id: str, emoji: str) -> None:
+        await self.dispatch("MESSAGE_REACTION_ADD", {
+            "user_id": user["id"], "channel_id": self.channel_id, "message_id": message_id,
+            "guild_id": self.guild_id, "emoji": {"id": None, "name": emoji},
+            "member": self.member_of(user), "burst": False, "type": 0})
+
+    async def slash(self, user: dict, sub: str, options: dict[str, Any] | None = None, *,
+                    attachment: dict | None = None, focused: str | None = None) -> dict:
+        """Push /store SUB as an INTERACTION_CREATE; returns the interaction payload."""
+        opts: list[dict] = []
+        for name, value in (options or {}).items():
+            kind = 4 if isinstance(value, int) else 10 if isinstance(value, float) else 3
+            opt = {"name": name, "type": kind, "value": value}
+            if name == focused:
+                opt["focused"] = True
+            opts.append(opt)
+        resolved: dict = {}
+        if attachment is not None:
+            opts.append({"name": "file", "type": 11, "value": attachment["id"]})
+            resolved["attachments"] = {attachment["id"]: attachment}
+        data = {"id": self.new_id(), "name": "store", "type": 1,
+                "options": [{"name": sub, "type": 1, "options": opts}], "resolved": resolved}
+        return await self._interaction(user, 4 if focused else 2, data)
+
+    async def click(self, user: dict, custom_id: str, message: dict) -> dict:
+        return await self._interaction(user, 3, {"custom_id": custom_id, "component_type": 2},
+                                       message=message)
+
+    async def _interaction(self, user: dict, kind: int, data: dict, **extra: Any) -> dict:
+        payload = {"id": self.new_id(), "application_id": self.app_id, "type": kind,
+                   "token": f"itoken-{self.new_id()}", "version": 1, "data": data,
+                   "guild_id": self.guild_id, "channel_id": self.channel_id,
+                   "channel": self.channel(), "locale": "en-US", "guild_locale": "en-US",
+                   "member": dict(self.member_of(user), permissions=str(self.permissions_of(user))),
+                   "app_permissions": str(EVERYDAY), "entitlements": [],
+                   "authorizing_integration_owners": {"0": self.guild_id}, "context": 0,
+                   "attachment_size_limit": 25 * 1024 * 1024, **extra}
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return payload
+
+    # ---- waiting ------------------------------------------------------------------------
+    async def until(self, condition: Callable[[], Any], *, timeout: float = 60.0) -> Any:
+        """Wait (bounded) until `condition()` is truthy, re-checking whenever a request or an
+        IDENTIFY arrives; returns its value."""
+        async def check() -> Any:
+            while True:
+                value = condition()
+                if value:
+                    return value
+                self._changed.clear()
+                await self._changed.wait()
+        return await asyncio.wait_for(check(), timeout)
+
+    async def wait_for(self, predicate: Callable[[Recorded], bool], *, count: int = 1,
+                       timeout: float = 60.0) -> list[Recorded]:
+        """Wait (bounded) until `count` recorded requests match; returns them."""
+        def found() -> list[Recorded]:
+            hits = [r for r in self.requests if predicate(r)]
+            return hits if len(hits) >= count else []
+        return await self.until(found, timeout=timeout)
+
+    def find(self, method: str, fragment: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and fragment in r.path]
+
+    # ---- HTTP ---------------------------------------------------------------------------
+    async def _file(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["id"])
+        self.downloads.append(request.match_info["id"])
+        if data is None:
+            return web.Response(status=404, text="expired")
+        return web.Response(body=data, headers={"Content-Type": "application/octet-stream"})
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        record = Recorded(request.method, path, query=dict(request.query),
+                          authorization=request.headers.get("Authorization", ""))
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "payload_json":
+                    record.json = json.loads(await part.text())
+                elif part.filename:
+                    record.files.append((part.filename, bytes(await part.read())))
+        elif request.can_read_body:
+            record.json = await request.json()
+        self.requests.append(record)
+        self._changed.set()
+        return self._answer(record)
+
+    def _answer(self, r: Recorded) -> web.Response:
+        parts = r.path.strip("/").split("/")
+        body = r.json or {}
+        if r.path == "/users/@me":
+            return _json(self.bot)
+        if r.path == "/oauth2/applications/@me":
+            flags = MESSAGE_CONTENT_FLAGS if self.message_content_granted else 0
+            return _json({"id": self.app_id, "name": "gptstore", "icon": None, "description": "",
+                          "bot_public": True, "bot_require_code_grant": False, "verify_key": "k",
+                          "owner": self.admin, "flags": flags, "team": None, "summary": "",
+                          "rpc_origins": [], "bot": self.bot})
+        if r.path == "/gateway/bot":
+            return _json({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1,
+                          "session_start_limit": {"total": 1000, "remaining": 1000,
+                                                  "reset_after": 0, "max_concurrency": 1}})
+        if parts[0] == "applications" and parts[-1] == "commands" and r.method == "PUT":
+            return _json([dict(c, id=self.new_id(), application_id=self.app_id, version="1")
+                          for c in body])
+        if parts[0] == "channels" and parts[2:3] == ["messages"]:
+            return self._channel_message(r, parts[1], parts[3] if len(parts) > 3 else None, body)
+        if parts[0] == "channels" and parts[2:3] == ["typing"]:
+            return web.Response(status=204)
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            return self._callback(parts[1], parts[2], body, r)
+        if parts[0] == "webhooks":
+            return self._webhook(r, parts[2], parts[4] if len(parts) > 4 else None, body)
+        return _json({"message": "Unknown route", "code": 0}, status=404)
+
+    def _store(self, key: str | None, body: dict, r: Recorded, channel_id: str | None = None,
+               old: dict | None = None) -> dict:
+        data = dict(old) if old else self.message(self.bot, "", channel_id=channel_id)
+        for name in ("content", "embeds", "components", "flags"):
+            if name in body and body[name] is not None:
+                data[name] = body[name]
+        if r.files:
+            data["attachments"] = [self.add_file(name, blob) for name, blob in r.files]
+        ref = body.get("message_reference")
+        if ref and not old:
+            ref = {k: str(v) if k.endswith("_id") and v is not None else v for k, v in ref.items()}
+            data["type"], data["message_reference"] = 19, ref
+            data["referenced_message"] = self.messages.get(str(ref.get("message_id")))
+        if old:
+            data["edited_timestamp"] = _now()
+        self.messages[key or data["id"]] = data
+        self.messages[data["id"]] = data
+        return data
+
+    def _channel_message(self, r: Recorded, channel_id: str, message_id: str | None,
+                         body: dict) -> web.Response:
+        if message_id is None and r.method == "GET":
+            found = [m for m in self.messages.values() if m["channel_id"] == channel_id]
+            return _json(sorted(found, key=lambda m: int(m["id"]), reverse=True)[:50])
+        if message_id is None:
+            return _json(self._store(None, body, r, channel_id))
+        old = self.messages.get(message_id)
+        if old is None:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        if r.method == "PATCH":
+            return _json(self._store(None, body, r, old=old))
+        return _json(old)
+
+    def _callback(self, interaction_id: str, token: str, body: dict, r: Recorded) -> web.Response:
+        kind = body.get("type")
+        data = body.get("data") or {}
+        if kind in (4, 5):
+            message = self._store(f"{token}/@original", dict(data, flags=data.get("flags", 0)), r)
+            return _json({"interaction": {"id": interaction_id, "type": 2,
+                                          "response_message_id": message["id"],
+                                          "response_message_loading": kind == 5,
+                                          "response_message_ephemeral": bool(data.get("flags", 0) & 64)},
+                          "resource": {"type": kind, "message": message}})
+        return _json({"interaction": {"id": interaction_id, "type": 2}})
+
+    def _webhook(self, r: Recorded, token: str, message_id: str | None, body: dict) -> web.Response:
+        if message_id is None and r.method == "POST":
+            return _json(self._store(None, body, r))
+        key = f"{token}/@original" if message_id == "@original" else message_id
+        old = self.messages.get(key or "")
+        if r.method == "DELETE":
+            self.messages.pop(key or "", None)
+            return web.Response(status=204)
+        if old is None or (r.method == "PATCH" and self.fail_webhook_edits):
+            return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+        if r.method == "PATCH":
+            return _json(self._store(key, body, r, old=old))
+        return _json(old)
+
+    # ---- gateway ------------------------------------------------------------------------
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            frame = json.loads(msg.data)
+            op = frame.get("op")
+            if op == 1:
+                await ws.send_str(json.dumps({"op": 11}))
+            elif op == 2:
+                self.identifies.append({k: v for k, v in frame["d"].items() if k != "token"})
+                self._changed.set()
+                wants_content = frame["d"].get("intents", 0) & MESSAGE_CONTENT_INTENT
+                if wants_content and not self.message_content_granted:
+                    await ws.close(code=4014, message=b"Disallowed intent(s).")
+                    break
+                self._sockets.append(ws)
+                await self._ready(ws)
+            elif op == 6:
+                self._sockets.append(ws)
+                await ws.send_str(json.dumps({"op": 0, "t": "RESUMED", "s": next(self._seq), "d": {}}))
+        if ws in self._sockets:
+            self._sockets.remove(ws)
+        return ws
+
+    async def _ready(self, ws: web.WebSocketResponse) -> None:
+        flags = MESSAGE_CONTENT_FLAGS if self.message_content_granted else 0
+        ready = {"v": 10, "user": self.bot, "guilds": [{"id": self.guild_id, "unavailable": True}],
+                 "session_id": "session-1", "shard": [0, 1],
+                 "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
+                 "application": {"id": self.app_id, "flags": flags}, "private_channels": [],
+                 "relationships": []}
+        for event, data in (("READY", ready), ("GUILD_CREATE", self.guild())):
+            await ws.send_str(json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data}))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()

