@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def report(exc: BaseException, *, debug: bool) -> int:
     """One sentence on stderr; the traceback to the log (and the terminal with --debug)."""
     ref = uuid.uuid4().hex[:6]
-    log_path = _log_traceback(exc, ref)
+    log_path = _log_traceback(exc, ref, with_traceback=debug or not is_user_error(exc))
     if debug:
         import traceback
         traceback.print_exception(exc, file=sys.stderr)
@@ -149,7 +149,7 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else "no message"
 
 
-def _log_traceback(exc: BaseException, ref: str) -> Path | None:
+def _log_traceback(exc: BaseException, ref: str, *, with_traceback: bool = True) -> Path | None:
     """Append the traceback to GPTSTORE_HOME/logs/gptstore.log; None when that is not writable."""
     from engine.settings import Settings
     try:
@@ -164,7 +164,7 @@ def _log_traceback(exc: BaseException, ref: str) -> Path | None:
     logger = logging.getLogger("gptstore.cli")
     logger.addHandler(handler)
     try:
-        logger.error("ref %s: %s", ref, exc, exc_info=exc)
+        logger.error("ref %s: %s", ref, exc, exc_info=exc if with_traceback else None)
     finally:
         logger.removeHandler(handler)
         handler.close()

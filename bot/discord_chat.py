@@ -19,7 +19,9 @@ from bot.core.command import Attachment
 from bot.core.dispatch import Context, error_reply
 from bot.core.reply import Reply
 from bot.discord_commands import download, upload_refusal
-from bot.discord_context import DiscordDeps, make_caller, message_caller, origin_of
+from bot.discord_context import (DiscordDeps, first_time, make_caller, message_caller,
+                                  origin_of)
+from bot.discord_progress import DiscordJobSink
 from bot.discord_render import render, split_text
 from engine.errors import InvalidInput
 
@@ -40,13 +42,14 @@ class DiscordChat:
         text = strip_mentions(message.content, me.id)
         caller = message_caller(message, self.deps.settings.discord_admin_role)
         if _is_command(text) and (mentioned or message.guild is None):
-            await self._command(message, caller, text)
+            if await first_time(self.deps, f"discord:message:{message.id}"):
+                await self._command(message, caller, text)
             return
         if not (mentioned or message.guild is None):
             deployed = await self.deps.off_loop(self.deps.engine.catalog.deployed, caller)
             if deployed is None:
                 return
-        if not text.strip():
+        if not text.strip() or not await first_time(self.deps, f"discord:message:{message.id}"):
             return
         history = await self.history(message, me)
         ctx = Context(caller=caller, reply_ref=_reference_id(message),
@@ -67,6 +70,9 @@ class DiscordChat:
         await message.reply(**shown.kwargs())
         for piece in shown.more:
             await message.channel.send(piece)
+        if reply.job_id is not None:
+            sink = DiscordJobSink(self.deps, asyncio.get_running_loop(), channel=message.channel)
+            self.deps.watcher().follow(reply.job_id, sink)
 
     async def stream_answer(self, message: discord.Message, ctx: Context, text: str,
                             history: list[dict]) -> list[discord.Message]:
@@ -138,9 +144,7 @@ class DiscordChat:
         kind = FEEDBACK.get(_base_emoji(str(payload.emoji)))
         if kind is None or client.user is None or payload.user_id == client.user.id:
             return
-        user = payload.member or client.get_user(payload.user_id) or discord.Object(payload.user_id)
-        if not hasattr(user, "name"):
-            user = _Anonymous(payload.user_id)
+        user = payload.member or client.get_user(payload.user_id) or _Anonymous(payload.user_id)
         channel = client.get_channel(payload.channel_id) or discord.Object(payload.channel_id)
         caller = make_caller(user, channel, payload.guild_id, permissions=None,
                              admin_role=self.deps.settings.discord_admin_role)
@@ -186,6 +190,8 @@ class _Stream:
 
 
 class _Anonymous:
+    """A reacting user discord.py has not cached (a DM reaction): only the id is known."""
+
     def __init__(self, user_id: int) -> None:
         self.id = user_id
         self.name = str(user_id)

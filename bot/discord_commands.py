@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 from typing import Any, Optional
 
 import discord
@@ -18,7 +19,7 @@ from discord import app_commands
 from bot.core.command import Attachment, Command
 from bot.core.dispatch import Context, error_reply
 from bot.core.reply import Reply
-from bot.discord_context import DiscordDeps, interaction_caller, origin_of
+from bot.discord_context import DiscordDeps, first_time, interaction_caller, origin_of
 from bot.discord_progress import DiscordJobSink
 from bot.discord_render import format_bytes, render
 from engine.errors import InvalidInput
@@ -112,17 +113,38 @@ async def run_text(deps: DiscordDeps, interaction: discord.Interaction, text: st
 
 async def run_and_respond(deps: DiscordDeps, interaction: discord.Interaction, work: Any) -> None:
     """Answer within Discord's 3 s: directly if `work` is done in time, else defer first."""
+    if not await first_time(deps, f"discord:interaction:{interaction.id}"):
+        work.close()  # another process answers this one
+        return
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=deps.ack_within_s)
     deferred = not done
     if deferred:
         await interaction.response.defer(thinking=True)
-    reply = await task
-    message = await respond(deps, interaction, reply, deferred=deferred)
+    try:
+        reply = await task
+    except Exception as exc:  # a bug: the user must not be left with "thinking..."
+        reply = unexpected(deps, exc)
+    await respond(deps, interaction, reply, deferred=deferred)
     if reply.job_id is not None:
-        sink = DiscordJobSink(deps, asyncio.get_running_loop(), interaction, started_at=_started(
-            deps, interaction), status=message)
+        sink = DiscordJobSink(deps, asyncio.get_running_loop(), channel=channel_of(interaction),
+                              interaction=interaction, started_at=_started(deps, interaction))
         deps.watcher().follow(reply.job_id, sink)
+
+
+def unexpected(deps: DiscordDeps, exc: BaseException) -> Reply:
+    ref = uuid.uuid4().hex[:6]
+    deps.log.error("unexpected error in a Discord command (ref %s)", ref, exc_info=exc)
+    return Reply(text=f"Something went wrong (ref {ref}). The store's operator can find the "
+                      "details in the log under that reference.", kind="error", ephemeral=True)
+
+
+def channel_of(interaction: discord.Interaction) -> Any:
+    """Where fresh messages go once the interaction's own message cannot be edited."""
+    channel = interaction.channel
+    if channel is None or not hasattr(channel, "send"):
+        channel = interaction.client.get_partial_messageable(interaction.channel_id or 0)
+    return channel
 
 
 def _started(deps: DiscordDeps, interaction: discord.Interaction) -> float:

@@ -44,6 +44,14 @@ class DiscordDeps:
         return JobWatcher(self.engine)
 
 
+async def first_time(deps: DiscordDeps, key: str) -> bool:
+    """True the first time `key` is acted on by any process sharing the database (several
+    `gptstore serve --discord` processes, or one reconnecting, never answer twice)."""
+    from storage.events import first_time as record
+
+    return bool(await deps.off_loop(deps.engine.db.retrying, lambda s: record(s, key)))
+
+
 def is_admin(member: discord.abc.User | None, permissions: discord.Permissions | None,
              admin_role: str | None) -> bool:
     """Manage Server, or the configured admin role (GPTSTORE_DISCORD_ADMIN_ROLE)."""

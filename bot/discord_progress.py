@@ -16,22 +16,23 @@ import discord
 from bot.core.reply import Reply
 from bot.discord_context import DiscordDeps
 from bot.discord_render import MESSAGE_LIMIT, render
+from bot.discord_transport import use_webhook_base
 from engine.views import JobView
 
 CALL_TIMEOUT_S = 120.0  # a Discord call stuck longer than this is given up (and logged)
 
 
 class DiscordJobSink:
-    """ProgressSink for a job started by a slash command or a button."""
+    """ProgressSink for a job started by a slash command or a button (`interaction`), or by
+    a text command in a message (no interaction: the status is a channel message)."""
 
-    def __init__(self, deps: DiscordDeps, loop: asyncio.AbstractEventLoop,
-                 interaction: discord.Interaction, *, started_at: float,
-                 status: Any = None) -> None:
+    def __init__(self, deps: DiscordDeps, loop: asyncio.AbstractEventLoop, *, channel: Any,
+                 interaction: discord.Interaction | None = None, started_at: float = 0.0) -> None:
         self.deps = deps
         self.loop = loop
         self.interaction = interaction
         self.started_at = started_at  # on deps.clock: when the interaction was created
-        self.status = status  # the interaction's message, while it can be edited
+        self._channel = channel
         self.fresh: discord.Message | None = None  # the channel message used after that
 
     # -- ProgressSink (called from the watcher's thread) ---------------------------------
@@ -42,7 +43,13 @@ class DiscordJobSink:
         self._run(self._finish(job, reply))
 
     def _run(self, coro: Coroutine[Any, Any, None]) -> None:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        async def in_client_context() -> None:
+            # a task started from this thread does not inherit the client's context, where
+            # interaction replies are pointed at DISCORD_API_URL: point this one there too
+            use_webhook_base(self.deps.settings.discord_api_url)
+            await coro
+
+        future = asyncio.run_coroutine_threadsafe(in_client_context(), self.loop)
         try:
             future.result(timeout=CALL_TIMEOUT_S)
         except Exception:  # progress is best effort: the job itself goes on
@@ -50,10 +57,11 @@ class DiscordJobSink:
 
     # -- on the loop ----------------------------------------------------------------------
     def token_fresh(self) -> bool:
-        return self.deps.clock() - self.started_at < self.deps.token_lifetime_s
+        return (self.interaction is not None
+                and self.deps.clock() - self.started_at < self.deps.token_lifetime_s)
 
     async def _edit_status(self, **changes: Any) -> None:
-        if self.fresh is None and self.token_fresh():
+        if self.fresh is None and self.interaction is not None and self.token_fresh():
             try:
                 await self.interaction.edit_original_response(**changes)
                 return
@@ -77,7 +85,7 @@ class DiscordJobSink:
             self.deps.log.info("could not close the status message of job %s", job.id)
         shown = render(reply)
         message: Any = None
-        if self.fresh is None and self.token_fresh():
+        if self.fresh is None and self.interaction is not None and self.token_fresh():
             try:
                 message = await self.interaction.followup.send(wait=True, **shown.kwargs())
             except discord.HTTPException:
@@ -88,7 +96,4 @@ class DiscordJobSink:
             await self.channel().send(piece)
 
     def channel(self) -> Any:
-        channel = self.interaction.channel
-        if channel is None or not hasattr(channel, "send"):
-            channel = self.interaction.client.get_partial_messageable(self.interaction.channel_id or 0)
-        return channel
+        return self._channel

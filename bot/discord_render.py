@@ -19,6 +19,7 @@ EMBED_DESCRIPTION_LIMIT = 4096
 FIELD_NAME_LIMIT = 256
 FIELD_VALUE_LIMIT = 1024
 MAX_FIELDS = 25
+EMBED_TOTAL_LIMIT = 6000
 BUTTON_PREFIX = "gptstore:"
 CUSTOM_ID_LIMIT = 100
 COLOURS = {"success": 0x2ECC71, "error": 0xE74C3C, "busy": 0xF1C40F, "info": 0x5865F2}
@@ -74,9 +75,14 @@ def render(reply: Reply) -> Rendered:
     embed = discord.Embed(title=_cut(reply.title, 256) or None,
                           description=_cut(reply.text, EMBED_DESCRIPTION_LIMIT) or None,
                           colour=COLOURS.get(reply.kind, COLOURS["info"]))
-    for name, value in reply.fields[:MAX_FIELDS]:
-        embed.add_field(name=_cut(name, FIELD_NAME_LIMIT) or "-",
-                        value=_cut(value, FIELD_VALUE_LIMIT) or "-", inline=len(value) < 40)
+    budget = EMBED_TOTAL_LIMIT - len(embed.title or "") - len(embed.description or "")
+    for i, (name, value) in enumerate(reply.fields[:MAX_FIELDS]):
+        name, value = _cut(name, FIELD_NAME_LIMIT) or "-", _cut(value, FIELD_VALUE_LIMIT) or "-"
+        budget -= len(name) + len(value)
+        if budget < 40:  # Discord refuses an embed over 6,000 characters in all
+            embed.add_field(name="\u2026", value=f"{len(reply.fields) - i} more not shown")
+            break
+        embed.add_field(name=name, value=value, inline=len(value) < 40)
     path = str(reply.image) if reply.image else None
     if path:
         embed.set_image(url=f"attachment://{attachment_name(path)}")
@@ -89,7 +95,9 @@ def attachment_name(path: str) -> str:
 
 
 def button_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
-    """A view whose buttons carry their command text; the client runs it when pressed."""
+    """A view whose buttons carry their command text; the client runs it when pressed
+    (`on_interaction`), so the view is stopped at once and never kept in discord.py's
+    view store, which would otherwise grow by one view per posted reply."""
     if not buttons:
         return None
     view = discord.ui.View(timeout=None)
@@ -98,6 +106,7 @@ def button_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
         custom_id = (BUTTON_PREFIX + button.command)[:CUSTOM_ID_LIMIT]
         view.add_item(discord.ui.Button(label=button.label[:80], custom_id=custom_id,
                                         style=styles.get(button.style, discord.ButtonStyle.secondary)))
+    view.stop()
     return view
 
 

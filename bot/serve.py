@@ -1,6 +1,7 @@
 """`gptstore serve [--slack] [--discord] [--port 3000]`: builds the Engine, runs the adapters.
 
-With neither flag, every adapter whose token is configured runs. The adapters' entry points
+With neither flag, every adapter whose token is configured runs. The process also runs the
+local job backend (jobs left queued before a restart start again) and the retrain scheduler. The adapters' entry points
 (bot.slack_app.serve, bot.discord_app.serve) are imported only when used.
 """
 
@@ -43,6 +44,10 @@ def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
     engine = Engine.open(settings)
     setup_file_log(settings)
     log = logging.getLogger("gptstore.serve")
+    from engine.scheduler import RetrainScheduler
+    engine.jobs.start()  # jobs queued before a restart run (local backend); no-op for celery
+    scheduler = RetrainScheduler(engine.retrainer)
+    scheduler.start()
     runners: dict[str, Callable[[], object]] = {}
     if "slack" in adapters:
         from bot import slack_app
@@ -65,6 +70,7 @@ def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
                 thread.join(timeout=1.0)
         return 0
     finally:
+        scheduler.stop()
         engine.close()
 
 

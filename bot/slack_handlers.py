@@ -18,6 +18,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Callable
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.core.dispatch import Context, Dispatcher, error_reply
 from bot.core.parse import parse
@@ -27,7 +28,7 @@ from bot.slack_context import (AdminCache, event_team, first_time, make_caller, 
                                strip_mentions, thread_history)
 from bot.slack_files import attachment
 from bot.slack_modal import read_form, tune_view
-from bot.slack_post import Poster, StatusSink, StreamedAnswer
+from bot.slack_post import NOT_POSTABLE, Poster, StatusSink, StreamedAnswer
 from engine.errors import is_user_error
 from engine.settings import Settings
 
@@ -199,8 +200,15 @@ class SlackHandlers:
     # -- shared ---------------------------------------------------------------------------
     def _deliver(self, reply: Reply, *, channel: str, user: str, thread_ts: str = "",
                  respond: Callable[..., Any] | None = None) -> None:
-        posted = self.poster.post(reply, channel=channel, user=user, thread_ts=thread_ts,
-                                  respond=respond)
+        try:
+            posted = self.poster.post(reply, channel=channel, user=user, thread_ts=thread_ts,
+                                      respond=respond)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in NOT_POSTABLE or reply.ephemeral:
+                raise
+            # The bot is not in that channel (a modal opened there): use its DM with the user.
+            channel, thread_ts = user, ""
+            posted = self.poster.post(reply, channel=channel, user=user)
         if reply.job_id is not None and not reply.is_error and posted:
             self.watcher.follow(reply.job_id, StatusSink(self.poster, channel, posted[0],
                                                          thread_ts=thread_ts, initial=reply))

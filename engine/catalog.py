@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, Optional
 
 from sqlalchemy.exc import IntegrityError
@@ -153,7 +152,7 @@ class Catalog:
             if model is not None and store.is_visible(model, viewer):
                 return model
             candidates = store.name_candidates(s, viewer, wanted)
-        raise NotFound(f"No model named '{wanted}'. " + _suggestion(wanted, candidates))
+        raise NotFound(f"No model named '{wanted}'. " + rules.suggestion(wanted, candidates))
 
     def model_by_id(self, model_id: int) -> Optional[ModelRecord]:
         with self.db.session() as s:
@@ -295,12 +294,3 @@ def _card(m: ModelRecord | store.SearchHit, live: Optional[int], *, versions: Op
 
 def _viewer(caller: Caller) -> store.Viewer:
     return store.Viewer(workspace=caller.workspace, user=caller.user)
-
-
-def _suggestion(wanted: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(wanted, candidates, n=1, cutoff=0.6)
-    if not close:
-        close = [c for c in candidates if c.startswith(wanted)][:1]
-    if close:
-        return f"Did you mean '{close[0]}'?"
-    return "`/store search` lists the models you can use."

@@ -1,4 +1,5 @@
-"""The catalog's rules: valid names, valid base-model folders, who may change what.
+"""The catalog's rules: valid names, valid base-model folders, who may change what, and the
+did-you-mean for unknown names.
 
 Each check raises an engine error whose message says what to do; nothing here touches the
 database, so the rules are tested without one.
@@ -6,6 +7,7 @@ database, so the rules are tested without one.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 
@@ -105,3 +107,13 @@ def check_deploy(caller: Caller) -> None:
         raise PermissionDenied(
             "Only a workspace admin can change the model of a channel; in a direct message with "
             "the bot you can deploy your own default.")
+
+
+def suggestion(wanted: str, candidates: list[str]) -> str:
+    """The did-you-mean sentence for an unknown name, from visible candidate names."""
+    close = difflib.get_close_matches(wanted, candidates, n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in candidates if c.startswith(wanted)][:1]
+    if close:
+        return f"Did you mean '{close[0]}'?"
+    return "`/store search` lists the models you can use."

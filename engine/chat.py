@@ -9,6 +9,7 @@ from typing import Any, Callable, Optional, Protocol
 from engine.catalog import Catalog
 from engine.errors import InvalidInput, NotFound
 from engine.identity import Caller
+from engine.limits import RateLimiter
 from engine.settings import Settings
 from engine.views import ChatAnswer, Target
 from storage import catalog as catalog_store
@@ -30,12 +31,13 @@ class ChatService:
     """One chat turn at a time: resolve the model, generate, log question and answer."""
 
     def __init__(self, db: Database, settings: Settings, catalog: Catalog, runner: Runner,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], limits: Optional[RateLimiter] = None) -> None:
         self.db = db
         self.settings = settings
         self.catalog = catalog
         self.runner = runner
         self.clock = clock
+        self.limits = limits or RateLimiter(db, settings, clock)
 
     def answer(self, caller: Caller, model_name: Optional[str], text: str, *,
                history: Optional[list[dict[str, str]]] = None,
@@ -49,6 +51,7 @@ class ChatService:
         question = (text or "").strip()
         if not question:
             raise InvalidInput("Say something to the model, e.g. `/store chat MODEL hello`.")
+        self.limits.check_chat(caller)  # per user (GPTSTORE_CHAT_RATE); Busy says when to retry
         model = self._model_for(caller, model_name)
         target = self.catalog.live_target(model)
         messages: list[dict[str, str]] = []

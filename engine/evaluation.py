@@ -108,3 +108,24 @@ def validation_loss(model: Any, tokenizer: Any, examples: Sequence[Messages],
     encoded = encode_all(tokenizer, examples, max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return mean_answer_loss(model, encoded, pad_id, batch_size) if encoded else float("nan")
+
+
+def run_evaluation_job(ctx: Any) -> dict[str, Any]:
+    """The `evaluate` job body: the model's live version scored on a split of its dataset
+    (ctx.params["split"]: test by default, or all)."""
+    split = str(ctx.params.get("split", "test"))
+    examples = ctx.datasets.examples(ctx.dataset_id, None if split == "all" else split)
+    target = ctx.catalog.live_target(ctx.model_name)
+    model, tokenizer = ctx.hub.load(target.base_path)
+    if target.adapter_path:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, target.adapter_path)
+    try:
+        ctx.report(0.1, f"Evaluating {ctx.model_name} on {len(examples)} questions ({split}).")
+        scores = evaluate(model, tokenizer, examples, ctx.settings.max_new_tokens)
+        loss = validation_loss(model, tokenizer, examples) if examples else None
+    finally:
+        if target.adapter_path:
+            model.unload()
+    return dict(scores, loss=loss, split=split, version=target.version)

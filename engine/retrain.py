@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
+from engine.catalog_rules import check_manage
 from engine.errors import InvalidInput, PermissionDenied
 from engine.identity import Caller
 from engine.views import JobView, ScheduleView
@@ -105,6 +106,7 @@ class Retrainer:
             raise InvalidInput(f"'{model.name}' is a base model; only tuned models are retrained.")
         if not caller.is_admin:
             raise PermissionDenied("Only a workspace admin can set retrain schedules; ask one of them.")
+        check_manage(caller, model, "set its retrain schedule")  # an admin of its own workspace
         if spec != "off":
             cron_for(spec)
         now = self.clock()
@@ -125,8 +127,9 @@ class Retrainer:
         model = self.catalog.resolve(caller, name)
         if model.is_base:
             raise InvalidInput(f"'{model.name}' is a base model; only tuned models are retrained.")
-        if not caller.is_admin and caller.user != model.owner:
-            raise PermissionDenied("Only the model's owner or a workspace admin can retrain it.")
+        check_manage(caller, model, "retrain it")  # owner, or an admin of the model's workspace
+        self.jobs.limits.check_tune(caller)  # a user's retrain is a fine-tune they start
+        self.jobs.limits.check_workspace_jobs(model.workspace or caller.workspace)
         return self._fire(model.id, model.name, f"now:{uuid.uuid4().hex[:12]}", dict(origin or {}))
 
     def run_due(self, now: datetime | None = None) -> list[RetrainOutcome]:

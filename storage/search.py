@@ -4,15 +4,16 @@ PostgreSQL ranks every match with ts_rank over the stored `models.search_vector`
 
 SQLite: FTS5's bm25() counts every match of every word before it ranks anything, so one
 common word ("assistant" in most descriptions) costs tens of milliseconds at 100,000
-entries. Here FTS5 only proposes candidates, each source bounded: per word, its newest
-matches in names or tags, its newest matches anywhere, plus the newest entries holding all
-the words. One SQL statement then scores the candidates: per word an IDF weight (from a capped match count)
-times 3 for a name hit, 2 for a tag, 1 for the description, times a bounded popularity
-factor (usage, rating). Rare words (fewer matches than a window) are ranked exactly; for
-common words the windows keep the cost flat, at a price: an old entry named with a word
-that hundreds of newer names share can miss the first page (search two words, or filter).
-Searches filtered by owner or base rank every match of the filtered set instead, since the
-filter is what keeps them small.
+entries. Here FTS5 only proposes candidates, from bounded windows: per word, its newest
+matches in names or tags and its newest matches anywhere (a word in more than COUNT_CAP
+entries, next to rarer words, only gets a small name window), plus the newest entries
+holding all the words. One SQL statement then scores the candidates: per word an IDF
+weight (from a capped match count) times 3 for a name hit, 2 for a tag, 1 for the
+description, times a bounded popularity factor (usage, rating). Words rarer than a window
+are ranked exactly; for common words the windows keep the cost flat, at a price: an old
+entry named with a word that hundreds of newer names share can miss the first page
+(search two words, or filter). Searches filtered by owner or base rank every match of the
+filtered set instead, since the filter is what keeps them small.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ VISIBLE = ("(m.visibility = 'public' OR (m.visibility = 'workspace' AND m.worksp
 VISIBLE_SCAN = ("(+m.visibility = 'public' OR (+m.visibility = 'workspace' AND +m.workspace = :ws)"
                 " OR +m.owner = :user)")
 POPULAR = "m.usage_count DESC, m.rating_up DESC, m.name"
-# Candidate windows (shared among the words of a query, each word keeping a minimum):
+# Candidate windows, shared among up to three words of a query:
 NAME_WINDOW = 300  # newest entries with the word in their name or tags
 WINDOW = 150  # newest entries with the word anywhere; and newest with all the words
 COUNT_CAP = 2000  # matches counted per word for its IDF weight
@@ -123,9 +124,14 @@ def _sqlite_sql(session: Session, terms: list[str], filters: SearchFilters,
         return "WITH " + _docs("models m", [match, VISIBLE] + where) + ranked
     window = "SELECT rowid FROM models_fts WHERE models_fts MATCH :{p} ORDER BY rowid DESC LIMIT {n}"
     sources = []
+    rare = [i for i in range(len(terms)) if counts[i] < COUNT_CAP]
+    share = min(len(terms), 3)
     for i, term in enumerate(terms):
-        sources += [window.format(p=f"qn{i}", n=max(100, NAME_WINDOW // len(terms))),
-                    window.format(p=f"qa{i}", n=max(50, WINDOW // len(terms)))]
+        if rare and i not in rare:  # a very common word beside rarer ones: a token window
+            sources.append(window.format(p=f"qn{i}", n=max(1, NAME_WINDOW // 6)))
+            continue
+        sources += [window.format(p=f"qn{i}", n=NAME_WINDOW // share),
+                    window.format(p=f"qa{i}", n=WINDOW // share)]
     if len(terms) > 1:
         params["qall"] = " AND ".join(f'"{t}"' for t in terms) + task
         sources.append(window.format(p="qall", n=WINDOW))

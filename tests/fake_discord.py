@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -21,6 +22,7 @@ MANAGE_GUILD = 1 << 5
 EVERYDAY = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 6)  # view, send, embed, attach, history, react
 MESSAGE_CONTENT_FLAGS = (1 << 18) | (1 << 19)  # GATEWAY_MESSAGE_CONTENT(_LIMITED)
 MESSAGE_CONTENT_INTENT = 1 << 15
+DISCORD_EPOCH_MS = 1420070400000
 
 
 @dataclass
@@ -48,7 +50,7 @@ class FakeDiscord:
         # without the grant, IDENTIFY asking for message content is closed with 4014, as Discord does
         self.message_content_granted = message_content_granted
         self.fail_webhook_edits = fail_webhook_edits  # PATCH on interaction messages -> 404
-        self._ids = itertools.count(1_100_000_000_000_000_001)
+        self._last_id = 0
         self.app_id = self.new_id()
         self.guild_id = self.new_id()
         self.channel_id = self.new_id()
@@ -95,7 +97,10 @@ class FakeDiscord:
 
     # ---- values -----------------------------------------------------------------------
     def new_id(self) -> str:
-        return str(next(self._ids))
+        """A snowflake for now: discord.py reads creation times (interaction age) from ids."""
+        now_ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        self._last_id = max(self._last_id + 1, now_ms << 22)
+        return str(self._last_id)
 
     def user(self, name: str, *, bot: bool = False, id: str | None = None) -> dict:
         return {"id": id or self.new_id(), "username": name, "discriminator": "0",

@@ -224,3 +224,47 @@ def test_tuned_names_belong_to_their_owner(store: Store) -> None:
         store.catalog.create_or_get_tuned(ALICE, "derived", "nobase")
     with pytest.raises(ModelUnavailable, match="no live version"):
         store.catalog.live_target(first)
+
+
+def test_upgrading_an_existing_store_indexes_its_entries(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from storage.db import MIGRATIONS, Database
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")  # a store made before the search index existed
+        connection.execute(text(
+            "INSERT INTO models (name, description, tags, is_base, owner, workspace, visibility,"
+            " system_prompt, usage_count, rating_up, rating_down, created_at, updated_at) VALUES"
+            " ('legacy-bot', 'answers about invoices', 'billing', 0, 'slack:T1:alice',"
+            " 'slack:T1', 'public', '', 0, 0, 0, '2025-01-01', '2025-01-01')"))
+    db.close()
+    store = open_store(tmp_path / "home", url=f"sqlite:///{tmp_path / 'old.db'}")
+    assert names(store.catalog.search(CAROL, "invoices")) == ["legacy-bot"]
+    assert names(store.catalog.search(CAROL, "billing")) == ["legacy-bot"]
+    store.db.close()
+
+
+def test_common_words_are_searched_in_bounded_windows_without_losing_the_best(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage import search
+
+    # Shrink the windows so that this small catalog behaves like a big one: "assistant"
+    # is a very common word here, "zebra" a rare one.
+    monkeypatch.setattr(search, "COUNT_CAP", 5)
+    monkeypatch.setattr(search, "NAME_WINDOW", 4)
+    monkeypatch.setattr(search, "WINDOW", 2)
+    store.tuned(ALICE, "zebra-keeper", "an assistant for zebra care", visibility="public")
+    store.tuned(ALICE, "assistant-pro", "answers everything", visibility="public")
+    for i in range(10):
+        store.tuned(ALICE, f"helper-{i}", "a friendly assistant", visibility="public")
+    assert names(store.catalog.search(BOB, "assistant zebra"))[0] == "zebra-keeper"
+    found = names(store.catalog.search(BOB, "assistant"))
+    assert found[0] == "assistant-pro"  # the name hit, although older than the window
+    assert 0 < len(found) < 12  # common words get a window, not every match

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 from pathlib import Path
@@ -85,6 +86,10 @@ async def connected(engine: Any, fake: FakeDiscord | None = None,
         await asyncio.wait_for(client.wait_until_ready(), 60)
         await fake.wait_for(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
         yield fake, client
+    except BaseException:
+        for r in fake.requests:  # shown by pytest when the test fails
+            print(r.method, r.path, str(r.json)[:300], [f for f, _ in r.files])
+        raise
     finally:
         await client.close()
         with contextlib.suppress(Exception):
@@ -152,8 +157,25 @@ def test_slash_commands_are_typed_and_search_answers(engine, caplog) -> None:
 
             # every call reached the fake with the bot token; the gateway came from the API
             assert all(r.authorization == f"Bot {TOKEN}" for r in fake.find("GET", "/gateway/bot"))
+            assert not any(TOKEN in json.dumps(r.json) for r in fake.requests)
     asyncio.run(scenario())
     assert TOKEN not in caplog.text
+
+
+def test_slow_commands_are_deferred_then_followed_up(engine) -> None:
+    async def scenario() -> None:  # ack_within_s=0: every command counts as slow
+        async with connected(engine, ack_within_s=0.0) as (fake, _):
+            asked = await fake.slash(fake.member, "search", {"words": "tiny"})
+            shown = await response(fake, asked)
+            callback = fake.find("POST", f"/interactions/{asked['id']}/")[0].json
+            assert callback["type"] == 5  # "thinking...", then the answer replaces it
+            assert "tiny" in text_of(shown) and fake.find("PATCH", f"{asked['token']}/messages/@original")
+
+            wrong = await fake.slash(fake.member, "info", {"model": "nosuch"})
+            shown = await response(fake, wrong)
+            assert shown["flags"] & EPHEMERAL and "nosuch" in text_of(shown)
+            assert fake.find("DELETE", f"{wrong['token']}/messages/@original")  # public stub gone
+    asyncio.run(scenario())
 
 
 def test_tune_from_an_attachment_posts_progress_and_the_loss_plot(engine) -> None:
@@ -186,12 +208,19 @@ def test_tune_from_an_attachment_posts_progress_and_the_loss_plot(engine) -> Non
             labels = [c["label"] for row in final[0].json["components"]
                       for c in row["components"]]
             assert labels == ["Deploy", "Publish to workspace"]
-            # the token had expired by then, so the status went to a fresh channel message
-            assert any("succeeded" in content(r)
-                       for r in channel_posts(fake))
+            # the token had expired by then, so the status went on in a fresh channel message
+            original = fake.messages[f"{asked['token']}/@original"]
+            statuses = [m for m in fake.messages.values() if m["id"] != original["id"]
+                        and m["author"]["id"] == fake.bot["id"]
+                        and (m.get("content") or "").startswith("Job ")]
+            assert [m["content"] for m in statuses] == ["Job 1 (faq-bot): succeeded."]
+            finished = next(m for m in fake.messages.values() if m.get("attachments"))
+            pressed = await fake.click(fake.admin, "gptstore:deploy faq-bot", finished)
+            assert "faq-bot deployed" in text_of(await response(fake, pressed))
+            owner = Caller(platform="discord", workspace=f"discord:{fake.guild_id}",
+                           user=f"discord:{fake.admin['id']}", channel=fake.channel_id)
+            assert engine.catalog.card(owner, "faq-bot").live_version == 1
     asyncio.run(scenario())
-    card = engine.catalog.card(Caller.console("admin"), "faq-bot")
-    assert card.live_version == 1
 
 
 def test_chat_in_a_deployed_channel_streams_by_edits_and_follows_the_reply_chain(scripted) -> None:
@@ -238,6 +267,24 @@ def test_chat_in_a_deployed_channel_streams_by_edits_and_follows_the_reply_chain
     asyncio.run(scenario())
 
 
+def test_direct_messages_take_commands_and_chat_with_the_users_own_default(scripted) -> None:
+    async def scenario() -> None:
+        async with connected(scripted) as (fake, _):
+            dm = fake.new_id()
+            await fake.post_message(fake.member, "store deploy tiny", channel_id=dm, guild=False)
+            await fake.wait_for(lambda r: r.path == f"/channels/{dm}/messages"
+                                and "now answers messages" in text_of(r.json))
+            await fake.post_message(fake.member, "Hi there", channel_id=dm, guild=False)
+            await fake.wait_for(lambda r: r.path.startswith(f"/channels/{dm}/messages")
+                                and content(r) == "Hello world!")
+            big = fake.add_file("faq.csv", qa_csv(12), size=20 * 1024 * 1024)
+            await fake.post_message(fake.member, "store tune faq-bot", channel_id=dm,
+                                    guild=False, attachments=[big])
+            await fake.wait_for(lambda r: "faq.csv is 20 MB; the limit is 10 MB" in content(r))
+            assert big["id"] not in fake.downloads
+    asyncio.run(scenario())
+
+
 def test_a_long_answer_is_split_at_2000_characters(scripted) -> None:
     words = " ".join(f"word{i}" for i in range(900))  # about 6,300 characters
     scripted.test_runner.script = [words[:3000], words[3000:]]
@@ -265,12 +312,20 @@ def test_reactions_on_an_answer_are_stored_as_feedback(scripted, admin: Caller) 
             answer = await fake.until(lambda: next(
                 (m for m in fake.messages.values() if m["author"]["id"] == fake.bot["id"]
                  and m.get("content") == "Hello world!"), None))
+            await until(lambda: answer_logged(scripted, fake, answer["id"]))  # ref stored
             await fake.react(fake.member, answer["id"], THUMBS_UP)
             await fake.react(fake.admin, answer["id"], THUMBS_DOWN + "\U0001F3FD")  # skin tone
             await fake.react(fake.admin, fake.new_id(), THUMBS_UP)  # not an answer: ignored
             await until(lambda: (scripted.catalog.card(admin, "tiny").rating_up,
                                  scripted.catalog.card(admin, "tiny").rating_down) == (1, 1))
     asyncio.run(scenario())
+
+
+def answer_logged(engine: Any, fake: FakeDiscord, message_id: str) -> bool:
+    from storage.conversations import find_answer
+
+    with engine.db.session() as session:
+        return find_answer(session, message_id, "discord", f"discord:{fake.guild_id}") is not None
 
 
 async def until(condition: Any, timeout: float = 30.0) -> None:

@@ -73,6 +73,13 @@ def test_progress_text_shows_phase_epoch_step_loss_and_eta() -> None:
     assert "loss 1.235" in text and "1m 35s left" in text and "50%" in text
 
 
+def test_an_epoch_end_shows_train_and_validation_loss() -> None:
+    text = progress_text(job("running", 0.5, {"event": "epoch", "epoch": 2, "epochs": 4,
+                                              "train_loss": 1.5, "val_loss": 1.75}))
+    assert "epoch 2/4 done" in text and "train loss 1.500" in text
+    assert "validation loss 1.750" in text
+
+
 def test_watcher_throttles_updates_then_finishes_once() -> None:
     script = [job("queued"), job("running", 0.1, {"epoch": 1, "epochs": 2, "loss": 2.0}),
               job("running", 0.2, {"epoch": 1, "epochs": 2, "loss": 1.5}),

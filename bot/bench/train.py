@@ -70,7 +70,7 @@ def trainer_baseline(model: Any, tokenizer: Any, examples: list, lr: float,
                                                   target_modules=list(LLAMA_LINEAR),
                                                   task_type="CAUSAL_LM"))
     args = TrainingArguments(output_dir=str(folder), per_device_train_batch_size=8,
-                             num_train_epochs=1, learning_rate=lr, warmup_ratio=0.1,
+                             num_train_epochs=1, learning_rate=lr, warmup_steps=0.1,
                              lr_scheduler_type="cosine", save_strategy="no", report_to=[],
                              logging_strategy="no", use_cpu=True, dataloader_num_workers=0,
                              disable_tqdm=True, seed=0)
@@ -99,9 +99,9 @@ def run(args: list[str]) -> dict[str, Any]:
     examples = faq_examples()
     lr = 2e-3
     peak = peak_flops()
-    our_s, tokens = ours(model, tokenizer, examples, lr)
     with tempfile.TemporaryDirectory() as folder:
         base_s, base_tokens = trainer_baseline(model, tokenizer, examples, lr, Path(folder))
+    our_s, tokens = ours(model, tokenizer, examples, lr)
     our_rate, base_rate = tokens / our_s, base_tokens / base_s
     return {
         "examples": len(examples),

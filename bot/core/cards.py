@@ -46,10 +46,16 @@ def search_reply(cards: list[ModelCard], words: str) -> Reply:
         live = f", v{card.live_version}" if card.live_version and not card.is_base else ""
         summary = (card.description or "").strip().splitlines()[0:1]
         fields.append((card.name, f"{kind}{live}, {card.visibility}"
-                                  + (f": {summary[0][:120]}" if summary else "")))
+                                  + (f": {_short(summary[0])}" if summary else "")))
     found = f"{len(cards)} model{'s' if len(cards) != 1 else ''}"
     return Reply(title="Search" + (f": {words}" if words else ""),
                  text=f"{found} found. `info NAME` shows a card.", fields=tuple(fields))
+
+
+def _short(text: str, limit: int = 100) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",.;:") + "..."
 
 
 def versions_reply(name: str, versions: list[VersionView]) -> Reply:

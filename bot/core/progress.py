@@ -83,9 +83,15 @@ class JobWatcher:
 def progress_text(job: JobView) -> str:
     """One or two lines: phase, bar, epoch x/y, step, loss, ETA."""
     data = latest_progress(job)
-    phase = data.get("phase") or _phase(job)
+    phase = PHASES.get(str(data.get("phase", "")), data.get("phase")) or _phase(job)
     parts = [f"Job {job.id} ({job.model_name}): {phase}", bar(job.progress)]
     epoch, epochs = data.get("epoch"), data.get("epochs")
+    if data.get("event") == "epoch" and epoch is not None:  # an epoch just ended
+        parts.append(f"epoch {epoch}/{epochs} done" if epochs else f"epoch {epoch} done")
+        for key, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
+            if isinstance(data.get(key), (int, float)):
+                parts.append(f"{label} {data[key]:.3f}")
+        return " | ".join(parts)
     if epoch is not None:
         parts.append(f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}")
     step, steps = data.get("step"), data.get("steps") or data.get("total_steps")
@@ -98,6 +104,11 @@ def progress_text(job: JobView) -> str:
     if isinstance(eta, (int, float)) and eta >= 0:
         parts.append(f"about {duration(eta)} left")
     return " | ".join(parts)
+
+
+PHASES = {"select": "training", "final": "final pass on every example",
+          "evaluating base": "evaluating the base model", "evaluating": "evaluating",
+          "done": "done"}
 
 
 def latest_progress(job: JobView) -> dict[str, Any]:
@@ -130,18 +141,25 @@ def duration(seconds: float) -> str:
 
 
 METRICS = (("exact_match", "Exact match", "{:.0%}"), ("token_f1", "Token F1", "{:.2f}"),
-           ("validation_loss", "Validation loss", "{:.3f}"))
+           (("validation_loss", "loss"), "Validation loss", "{:.3f}"))
 
 
 def metric_fields(before: dict[str, Any], after: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """("Token F1", "0.14 -> 0.65") rows for the metrics either side has."""
     rows = []
-    for key, label, fmt in METRICS:
-        b, a = before.get(key), after.get(key)
+    for keys, label, fmt in METRICS:
+        b, a = _first(before, keys), _first(after, keys)
         if b is None and a is None:
             continue
         rows.append((label, f"{_fmt(fmt, b)} -> {_fmt(fmt, a)}"))
     return tuple(rows)
+
+
+def _first(metrics: dict[str, Any], keys: str | tuple[str, ...]) -> Any:
+    for key in (keys,) if isinstance(keys, str) else keys:
+        if metrics.get(key) is not None:
+            return metrics[key]
+    return None
 
 
 def _fmt(fmt: str, value: Any) -> str:
@@ -149,7 +167,7 @@ def _fmt(fmt: str, value: Any) -> str:
 
 
 def trained_f1(result: dict[str, Any]) -> float | None:
-    for key in ("trained_token_f1", "train_token_f1", "trained_f1"):
+    for key in ("trained_questions_f1", "trained_token_f1", "train_token_f1", "trained_f1"):
         if isinstance(result.get(key), (int, float)):
             return float(result[key])
     for key in ("trained", "metrics_trained", "trained_metrics"):
@@ -157,7 +175,7 @@ def trained_f1(result: dict[str, Any]) -> float | None:
         if isinstance(value, dict) and isinstance(value.get("token_f1"), (int, float)):
             return float(value["token_f1"])
     after = result.get("metrics_after") or {}
-    for key in ("trained_token_f1", "train_token_f1"):
+    for key in ("trained_questions_f1", "trained_token_f1", "train_token_f1"):
         if isinstance(after.get(key), (int, float)):
             return float(after[key])
     return None
@@ -179,10 +197,9 @@ def final_reply(job: JobView) -> Reply:
     f1 = trained_f1(result)
     if f1 is not None:
         fields.append(("Token F1 on the trained questions", f"{f1:.2f}"))
-    for key, label in (("train_seconds", "Training time"), ("duration_s", "Training time")):
+    for key, label in (("train_seconds", "Training time"), ("total_seconds", "Job time")):
         if isinstance(result.get(key), (int, float)):
             fields.append((label, duration(result[key])))
-            break
     plot = result.get("plot") or result.get("plot_path") or result.get("loss_plot")
     from pathlib import Path
     image = Path(plot) if plot else None
