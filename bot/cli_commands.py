@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from bot.core import cards
-from bot.core.progress import JobWatcher, final_reply
+from bot.core.progress import JobWatcher
 from bot.core.render_text import render
 from bot.core.reply import Reply
 from engine.errors import InvalidInput
@@ -263,4 +263,4 @@ COMMANDS = {"search": cmd_search, "info": cmd_info, "models": cmd_models, "tune"
             "console": cmd_console, "demo": cmd_demo, "serve": cmd_serve,
             "worker": cmd_worker, "bench": cmd_bench}
 
-__all__ = ["run", "COMMANDS", "final_reply"]
+__all__ = ["run", "COMMANDS"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, TextIO
 from bot.core.command import Attachment, Command
 from bot.core.dispatch import Context, Dispatcher
 from bot.core.parse import parse
-from bot.core.progress import JobWatcher, progress_text
+from bot.core.progress import JobWatcher
 from bot.core.render_text import render
 from bot.core.reply import Reply
 from engine.errors import InvalidInput

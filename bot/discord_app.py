@@ -127,8 +127,10 @@ def build_discord_client(engine: Any, settings: Settings, *, dispatcher: Any = N
                        executor=executor, clock=clock, watcher_factory=watcher_factory,
                        ack_within_s=ack_within_s, edit_interval_s=edit_interval_s,
                        log=log or logging.getLogger("gptstore.discord"))
+    # Replies echo user text and model output: neither may ping @everyone, roles or users.
     return StoreClient(deps, intents=intents or default_intents(),
-                       api_base=settings.discord_api_url, guild_ready_timeout=guild_ready_timeout)
+                       api_base=settings.discord_api_url, guild_ready_timeout=guild_ready_timeout,
+                       allowed_mentions=discord.AllowedMentions.none())
 
 
 async def run(engine: Any, settings: Settings, **options: Any) -> None:

@@ -140,7 +140,8 @@ class DiscordChat:
         return turns
 
     # -- reactions ------------------------------------------------------------------------
-    async def on_reaction(self, payload: discord.RawReactionActionEvent, client: discord.Client) -> None:
+    async def on_reaction(self, payload: discord.RawReactionActionEvent,
+                          client: discord.Client) -> None:
         kind = FEEDBACK.get(_base_emoji(str(payload.emoji)))
         if kind is None or client.user is None or payload.user_id == client.user.id:
             return
@@ -169,7 +170,8 @@ class _Stream:
 
     async def show(self, *, final: bool) -> list[discord.Message]:
         now = self.deps.clock()
-        if not final and self.last_edit is not None and now - self.last_edit < self.deps.edit_interval_s:
+        recent = self.last_edit is not None and now - self.last_edit < self.deps.edit_interval_s
+        if not final and recent:
             return self.posted
         pieces = split_text(self.text) if self.text.strip() else []
         if not pieces:

@@ -64,7 +64,8 @@ def _subcommand(deps: DiscordDeps, spec: Any) -> app_commands.Command:
     callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     callback.__discord_app_commands_param_description__ = descriptions  # type: ignore[attr-defined]
     callback.__discord_app_commands_param_choices__ = choices  # type: ignore[attr-defined]
-    callback.__discord_app_commands_param_autocomplete__ = autocomplete  # type: ignore[attr-defined]
+    callback.__discord_app_commands_param_autocomplete__ = (  # type: ignore[attr-defined]
+        autocomplete)
     return app_commands.Command(name=spec.name, description=(spec.summary or spec.name)[:100],
                                 callback=callback)
 

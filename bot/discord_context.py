@@ -62,7 +62,8 @@ def is_admin(member: discord.abc.User | None, permissions: discord.Permissions |
             return True
         if admin_role:
             wanted = admin_role.strip().lower()
-            return any(role.name.lower() == wanted or str(role.id) == wanted for role in member.roles)
+            return any(role.name.lower() == wanted or str(role.id) == wanted
+                       for role in member.roles)
     return False
 
 

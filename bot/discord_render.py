@@ -68,7 +68,8 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 
 def render(reply: Reply) -> Rendered:
     """The Discord form of a Reply."""
-    plain = reply.kind in ("chat", "error", "busy") or not (reply.title or reply.fields or reply.image)
+    plain = (reply.kind in ("chat", "error", "busy")
+             or not (reply.title or reply.fields or reply.image))
     if plain:
         pieces = split_text(reply.text or reply.title or "(empty)")
         return Rendered(content=pieces[0], buttons=reply.buttons, more=pieces[1:])
@@ -104,8 +105,8 @@ def button_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
     styles = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger}
     for button in buttons[:25]:
         custom_id = (BUTTON_PREFIX + button.command)[:CUSTOM_ID_LIMIT]
-        view.add_item(discord.ui.Button(label=button.label[:80], custom_id=custom_id,
-                                        style=styles.get(button.style, discord.ButtonStyle.secondary)))
+        style = styles.get(button.style, discord.ButtonStyle.secondary)
+        view.add_item(discord.ui.Button(label=button.label[:80], custom_id=custom_id, style=style))
     view.stop()
     return view
 

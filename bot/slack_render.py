@@ -20,7 +20,7 @@ BUTTON_LABEL_LIMIT = 75
 ACTION_PREFIX = "store:"  # action_id of every command button: "store:0", "store:1", ...
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
-_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s<>|]+)\)")  # no <>| : they would end the link
 
 
 def escape(text: str) -> str:
@@ -31,9 +31,10 @@ def escape(text: str) -> str:
 def mrkdwn(text: str) -> str:
     """Markdown-ish reply text in Slack's mrkdwn (bold and links), escaped."""
     links: list[str] = []
+    text = text.replace("\x00", "")  # NUL marks the kept links below; text must not fake one
 
     def keep(match: re.Match[str]) -> str:
-        links.append(f"<{match.group(2)}|{escape(match.group(1))}>")
+        links.append(f"<{escape(match.group(2))}|{escape(match.group(1))}>")
         return f"\x00{len(links) - 1}\x00"
 
     text = _LINK.sub(keep, text)
@@ -106,7 +107,7 @@ def render(reply: Reply) -> list[dict[str, Any]]:
             blocks.append({"type": "header", "text": {
                 "type": "plain_text", "text": _truncate(reply.title, HEADER_LIMIT)}})
         blocks += [section(piece) for piece in split_text(chunk, SECTION_LIMIT) if piece]
-        fallback = chunk or reply.title
+        fallback = chunk or escape(reply.title)
         messages.append({"text": _truncate(fallback, MESSAGE_LIMIT) or " ", "blocks": blocks})
     last = messages[-1]["blocks"]
     if reply.fields:
@@ -115,7 +116,7 @@ def render(reply: Reply) -> list[dict[str, Any]]:
         last.append(button_block(reply))
     if not messages[-1]["text"].strip() and reply.fields:
         messages[-1]["text"] = _truncate(
-            "\n".join(f"{name}: {value}" for name, value in reply.fields), MESSAGE_LIMIT)
+            escape("\n".join(f"{name}: {value}" for name, value in reply.fields)), MESSAGE_LIMIT)
     for message in messages:
         if not message["blocks"]:
             message["blocks"] = [section(message["text"])]

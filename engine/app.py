@@ -86,6 +86,17 @@ class Engine:
         self.chat = ChatService(self.db, self.settings, self.catalog, self.runner, self.clock)
         self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)
 
+    def housekeeping(self) -> dict[str, int]:
+        """Periodic clean-up: conversation logs past their retention, old platform event ids."""
+        from datetime import timedelta
+
+        from storage import events
+
+        purged = self.chat.purge_old()
+        with self.db.session() as session:
+            keys = events.purge_before(session, self.clock() - timedelta(days=2))
+        return {"messages": purged, "event_keys": keys}
+
     def close(self) -> None:
         for service in (getattr(self, "runner", None), getattr(self, "jobs", None)):
             if service is not None and hasattr(service, "close"):

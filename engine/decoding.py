@@ -150,6 +150,32 @@ class BatchDecoder:
         return int(logits[0].argmax())
 
     @torch.inference_mode()
+    def extend(self, row: int, tokens: list[int]) -> list[int]:
+        """Feed one row several tokens at once; returns the greedy token after each of them.
+
+        The cache then holds all of them; `rewind` takes back the ones not kept (speculative
+        decoding verifies a guessed continuation this way, in one forward pass).
+        """
+        start = self.lengths[row]
+        if start + len(tokens) > self.max_len:
+            raise ValueError(f"row {row} would pass {self.max_len} tokens")
+        self._reserve(self.rows, start + len(tokens) + 1)
+        ids = torch.tensor([tokens], device=self.device)
+        positions = torch.arange(start, start + len(tokens), device=self.device)[None]
+        adapter = self.adapters[row]
+        groups = [] if adapter is None else [(None, adapter)]
+        logits = self._forward(ids, positions, slice(row, row + 1), groups, prefill=True,
+                               start=start)
+        self.lengths[row] = start + len(tokens)
+        return logits[0].argmax(-1).tolist()
+
+    def rewind(self, row: int, length: int) -> None:
+        """Forget a row's cache past `length` tokens (its later entries are overwritten)."""
+        if not 0 < length <= self.lengths[row]:
+            raise ValueError(f"cannot rewind row {row} of {self.lengths[row]} to {length}")
+        self.lengths[row] = length
+
+    @torch.inference_mode()
     def step(self, last_tokens: list[int]) -> list[int]:
         """Feed each row its last token; returns each row's next token."""
         n = self.rows
@@ -221,8 +247,14 @@ class BatchDecoder:
         return y
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, rows: slice,
-                 groups: list, *, prefill: bool) -> torch.Tensor:
+                 groups: list, *, prefill: bool, start: int | None = None) -> torch.Tensor:
+        """Logits of the last position, or of every position when `start` is given (one row
+        continuing at `start`)."""
         batch, width = ids.shape
+        if start:  # later positions see the row's cache and, causally, each other
+            end = start + width
+            mask = (torch.arange(end, device=self.device)[None, :]
+                    <= torch.arange(start, end, device=self.device)[:, None])[None, None]
         hidden = self.embed(ids)
         cos, sin = self.rotary(hidden, positions)
         mask = None
@@ -244,7 +276,13 @@ class BatchDecoder:
             v = v.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2)
             q, k = apply_rotary_pos_emb(q, k, cos, sin)
             k_cache, v_cache = self._k[index], self._v[index]
-            if prefill:
+            if start:
+                k_cache[rows, :, start:end] = k
+                v_cache[rows, :, start:end] = v
+                out = F.scaled_dot_product_attention(
+                    q, k_cache[rows, :, :end], v_cache[rows, :, :end], attn_mask=mask,
+                    enable_gqa=True, scale=attn.scaling)
+            elif prefill:
                 k_cache[rows, :, :width] = k
                 v_cache[rows, :, :width] = v
                 out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True,
@@ -263,6 +301,8 @@ class BatchDecoder:
             up = self._linear(x, mlp.up_proj, (index, "up_proj"), groups)
             hidden = hidden + self._linear(mlp.act_fn(gate) * up, mlp.down_proj,
                                            (index, "down_proj"), groups)
+        if start is not None:
+            return self.lm_head(self.norm(hidden)).float()
         last = self.norm(hidden[:, -1])
         return self.lm_head(last).float()
 

@@ -48,6 +48,8 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[dict
     """Greedy answers to chat prompts, generated in left-padded batches of similar length."""
     import torch
 
+    from engine.training import cpu_threads
+
     device = next(model.parameters()).device
     texts = [tokenizer.apply_chat_template(list(p), tokenize=False, add_generation_prompt=True)
              for p in prompts]
@@ -63,7 +65,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[dict
             chunk = order[k:k + batch_size]
             enc = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True,
                             add_special_tokens=False).to(device)
-            with torch.inference_mode():
+            with torch.inference_mode(), cpu_threads(device):
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=pad_id, eos_token_id=tokenizer.eos_token_id)
             new = out[:, enc["input_ids"].shape[1]:]

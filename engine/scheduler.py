@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from storage import schedules as schedule_rows
 
@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 
 
 class RetrainScheduler:
-    def __init__(self, retrainer: "Retrainer", *, sync_seconds: int = 60) -> None:
+    def __init__(self, retrainer: "Retrainer", *, sync_seconds: int = 60,
+                 housekeeping: Callable[[], object] | None = None) -> None:
         self.retrainer = retrainer
         self.sync_seconds = sync_seconds
+        self.housekeeping = housekeeping  # e.g. the log-retention purge, run hourly
         self._scheduler = None
 
     def start(self) -> None:
@@ -32,8 +34,13 @@ class RetrainScheduler:
         self._scheduler = BackgroundScheduler(timezone=timezone.utc)
         self._scheduler.add_job(self.sync, "interval", seconds=self.sync_seconds, id="sync",
                                 max_instances=1, coalesce=True)
+        if self.housekeeping is not None:
+            self._scheduler.add_job(self._housekeep, "interval", hours=1, id="housekeeping",
+                                    max_instances=1, coalesce=True)
         self._scheduler.start()
         self.sync()
+        if self.housekeeping is not None:
+            self._housekeep()
 
     def sync(self) -> list[str]:
         """Mirror the schedules table into APScheduler jobs; returns the job ids loaded."""
@@ -59,6 +66,12 @@ class RetrainScheduler:
                 log.info("%s", outcome.message)
         except Exception:  # a failed tick must not kill the scheduler thread
             log.exception("scheduled retrain tick failed")
+
+    def _housekeep(self) -> None:
+        try:
+            self.housekeeping()
+        except Exception:  # like fire(): a failed purge must not kill the scheduler thread
+            log.exception("housekeeping failed")
 
     def stop(self) -> None:
         if self._scheduler is not None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from engine.errors import InvalidInput
 from engine.jobcontext import Cancelled
@@ -91,7 +92,7 @@ def mean_answer_loss(model: Any, encoded: Sequence[Encoded], pad_id: int,
     model.eval()
     total, count = 0.0, 0
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-    with torch.inference_mode(), _autocast(device):
+    with torch.inference_mode(), _autocast(device), cpu_threads(device):
         for k in range(0, len(order), batch_size):
             ids, labels = collate([encoded[i] for i in order[k:k + batch_size]], pad_id, device)
             loss, n = answer_loss_sum(model, ids, labels)
@@ -129,8 +130,9 @@ def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Seq
                       target_modules=list(config.target_modules))
     peft_model = get_peft_model(model, lora)
     try:
-        return _run(peft_model, train_enc, val_enc, pad_id, epochs, device, config,
-                    on_progress, should_stop, checkpoint_dir, resume, clock)
+        with cpu_threads(device):
+            return _run(peft_model, train_enc, val_enc, pad_id, epochs, device, config,
+                        on_progress, should_stop, checkpoint_dir, resume, clock)
     except BaseException:
         peft_model.unload()  # a failed or cancelled run hands the base model back unchanged
         raise
@@ -238,6 +240,38 @@ def _run(peft_model: Any, train_enc: list[Encoded], val_enc: list[Encoded], pad_
                        resumed_from_epoch=resumed_from)
 
 
+def busy_threads(cores: int | None = None, load: float | None = None) -> int:
+    """torch threads to use on a CPU that other processes may be using.
+
+    torch's worker threads wait for each other at every operation; when another process holds
+    one of the cores, all of them wait for the slowest. Measured on the 2-core machine at load
+    average 7-9: one forward+backward step took 6.8-14 s with 1 thread and 36-60 s with 2. So
+    only the cores the load average leaves free are used (at least 1)."""
+    cores = cores or os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not available on this platform
+            load = 0.0
+    return max(1, min(cores, int(cores - load + 0.5)))
+
+
+@contextlib.contextmanager
+def cpu_threads(device: Any) -> Iterator[None]:
+    """Run the block with busy_threads() torch threads on the CPU; restore the count after."""
+    import torch
+
+    if getattr(device, "type", str(device)) != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, busy_threads()))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _place(model: Any, wanted: str) -> Any:
     import torch
 
@@ -252,8 +286,6 @@ def _place(model: Any, wanted: str) -> Any:
 
 
 def _autocast(device: Any) -> Any:
-    import contextlib
-
     import torch
 
     if device.type == "cuda":

@@ -214,3 +214,11 @@ def test_an_evaluation_job_scores_the_live_version_on_the_test_split(store, admi
     assert job.state == "succeeded", job.error
     assert job.result["version"] == version.number
     assert job.result["metrics"]["n"] == len(store.datasets.examples(dataset_id, "test"))
+
+
+def test_housekeeping_deletes_logs_past_their_retention(store, admin) -> None:
+    curate(store, admin, 2, kind="correct")
+    assert store.housekeeping()["messages"] == 0  # fresh logs stay
+    store.chat.clock = lambda: datetime.now(timezone.utc) + timedelta(days=91)
+    assert store.housekeeping()["messages"] == 4  # two questions, two answers
+    assert store.chat.history_for(admin) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -53,6 +54,7 @@ class Dispatcher:
 
     def handle(self, command: Command, ctx: Context) -> Reply:
         try:
+            check_text(command)
             spec = self._spec(command.name)
             values = bind(spec, command, ctx)
             assert spec.handler is not None
@@ -123,6 +125,27 @@ def error_reply(exc: BaseException) -> Reply:
     if isinstance(exc, PermissionDenied) and "admin" not in text.lower():
         text += " Ask an admin of this workspace."
     return Reply(text=text, kind="busy" if isinstance(exc, Busy) else "error", ephemeral=True)
+
+
+MAX_COMMAND_CHARS = 20_000  # longer text is an attachment's job (and would be echoed back)
+# Characters that have no place in a command and could hide or disguise what is echoed back:
+# C0/C1 controls (NUL, ESC ...) other than tab and line breaks, and bidi overrides/isolates.
+_HIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_text(command: Command) -> None:
+    """Refuse a command whose text is too long or carries control characters."""
+    pieces = [command.name, command.text, *command.args, *command.options,
+              *command.options.values()]
+    size = max(len(command.text), sum(len(p) for p in pieces) - len(command.text))
+    if size > MAX_COMMAND_CHARS:
+        raise InvalidInput(f"That command is {size:,} characters long; commands take at most "
+                           f"{MAX_COMMAND_CHARS:,}. Put long content in an attached file.")
+    for piece in pieces:
+        found = _HIDDEN.search(piece)
+        if found:
+            raise InvalidInput(f"The command contains an invisible control character "
+                               f"(U+{ord(found.group()):04X}); retype it without that character.")
 
 
 def did_you_mean(word: str, choices: Any) -> str:
