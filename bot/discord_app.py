@@ -66,7 +66,28 @@ class StoreClient(discord.AutoShardedClient):
             self.deps.log.warning(NO_MESSAGE_CONTENT)
         await self.tree.sync()
 
+    def announcer(self, poll_s: float = 10.0) -> Any:
+        """Announces scheduled retrains in the channel where their schedule was set (call
+        on the client's loop; the announcer's sinks post back onto it)."""
+        from bot.core.announcer import JobAnnouncer
+        from bot.discord_progress import DiscordJobSink
+
+        loop = asyncio.get_running_loop()
+
+        def start_sink(job: Any) -> Any:
+            channel_id = str(job.origin.get("thread") or job.origin.get("channel") or "")
+            if not channel_id.isdigit():
+                return None
+            return DiscordJobSink(self.deps, loop,
+                                  channel=self.get_partial_messageable(int(channel_id)))
+
+        return JobAnnouncer(self.deps.engine, "discord", start_sink, watcher=self.deps.watcher(),
+                            poll_s=poll_s, log=self.deps.log)
+
     async def on_ready(self) -> None:
+        if getattr(self, "_announcer", None) is None and self.deps.announce:
+            self._announcer = self.announcer()
+            self._announcer.start()
         self.deps.log.info("Discord: connected as %s to %d server(s), %s shard(s)", self.user,
                            len(self.guilds), self.shard_count)
 
@@ -113,7 +134,7 @@ def build_discord_client(engine: Any, settings: Settings, *, dispatcher: Any = N
                          log: logging.Logger | None = None,
                          clock: Callable[[], float] = time.monotonic,
                          ack_within_s: float = 2.0, edit_interval_s: float = 1.0,
-                         guild_ready_timeout: float = 2.0) -> StoreClient:
+                         guild_ready_timeout: float = 2.0, announce: bool = False) -> StoreClient:
     """The Discord client for `engine`; not connected (call `start(token)`).
 
     The keyword arguments are seams: the core's dispatcher, the executor for blocking engine
@@ -126,7 +147,7 @@ def build_discord_client(engine: Any, settings: Settings, *, dispatcher: Any = N
     deps = DiscordDeps(engine=engine, dispatcher=dispatcher, settings=settings,
                        executor=executor, clock=clock, watcher_factory=watcher_factory,
                        ack_within_s=ack_within_s, edit_interval_s=edit_interval_s,
-                       log=log or logging.getLogger("gptstore.discord"))
+                       announce=announce, log=log or logging.getLogger("gptstore.discord"))
     # Replies echo user text and model output: neither may ping @everyone, roles or users.
     return StoreClient(deps, intents=intents or default_intents(),
                        api_base=settings.discord_api_url, guild_ready_timeout=guild_ready_timeout,
@@ -157,4 +178,4 @@ async def run(engine: Any, settings: Settings, **options: Any) -> None:
 
 def serve(engine: Any, settings: Settings) -> None:
     """`gptstore serve --discord`: run the client until interrupted."""
-    asyncio.run(run(engine, settings))
+    asyncio.run(run(engine, settings, announce=True))

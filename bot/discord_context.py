@@ -32,6 +32,7 @@ class DiscordDeps:
     ack_within_s: float = 2.0  # answer directly if done this fast, else defer (Discord allows 3 s)
     edit_interval_s: float = 1.0  # streaming answers: at most one edit per this many seconds
     token_lifetime_s: float = 14 * 60.0  # interaction tokens live 15 minutes; switch before
+    announce: bool = False  # announce scheduled retrains where they were set (serve: True)
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking engine work in the executor, never on the event loop."""

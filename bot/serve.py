@@ -46,7 +46,7 @@ def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
     log = logging.getLogger("gptstore.serve")
     from engine.scheduler import RetrainScheduler
     engine.jobs.start()  # jobs queued before a restart run (local backend); no-op for celery
-    scheduler = RetrainScheduler(engine.retrainer)
+    scheduler = RetrainScheduler(engine.retrainer, housekeeping=engine.housekeeping)
     scheduler.start()
     runners: dict[str, Callable[[], object]] = {}
     if "slack" in adapters:

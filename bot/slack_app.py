@@ -156,6 +156,31 @@ class _BoltHandler(BaseHTTPRequestHandler):
         self._reply(response.status, (response.body or "").encode("utf-8"), response.headers)
 
 
+def slack_announcer(engine: "Engine", client: WebClient, *, watcher: JobWatcher | None = None,
+                    poll_s: float = 10.0, log: logging.Logger | None = None):
+    """Announces scheduled retrains in the Slack channel (and thread) where their schedule
+    was set, with one status message that is edited while the job runs."""
+    from bot.core.announcer import JobAnnouncer
+    from bot.core.reply import Reply
+    from bot.slack_post import Poster, StatusSink
+
+    log = log or logging.getLogger("gptstore.slack")
+    poster = Poster(client, log)
+
+    def start_sink(job):
+        channel, thread = job.origin.get("channel"), job.origin.get("thread") or ""
+        if not channel:
+            return None
+        opening = Reply(title=f"Job {job.id}: scheduled retrain of {job.model_name}",
+                        text=f"Retraining {job.model_name} on its curated conversations "
+                             f"({job.params.get('new_pairs', '?')} new pairs). Progress follows.")
+        posted = poster.post(opening, channel=channel, thread_ts=thread)
+        return StatusSink(poster, channel, posted[0], thread_ts=thread, initial=opening) \
+            if posted else None
+
+    return JobAnnouncer(engine, "slack", start_sink, watcher=watcher, poll_s=poll_s, log=log)
+
+
 def serve(engine: "Engine", settings: Settings, port: int = 3000, *,
           stop: threading.Event | None = None, host: str = "0.0.0.0") -> None:
     """`gptstore serve --slack`: HTTP mode with SLACK_SIGNING_SECRET, Socket Mode with
@@ -171,7 +196,9 @@ def serve(engine: "Engine", settings: Settings, port: int = 3000, *,
     app = build_slack_app(engine, settings, client)
     log = logging.getLogger("gptstore.slack")
     stop = stop or threading.Event()
-    closers: list[Callable[[], None]] = []
+    announcer = slack_announcer(engine, client, log=log)
+    announcer.start()
+    closers: list[Callable[[], None]] = [announcer.stop]
     if settings.slack_signing_secret:
         server = SlackHTTPServer(app, host=host, port=port)
         server.start()

@@ -129,6 +129,8 @@ class ModelHub:
     def _load_folder(self, folder: Path) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        _quiet_transformers()
+
         device, dtype = self.device(), self.dtype()
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -143,9 +145,19 @@ class ModelHub:
         return model, tokenizer
 
 
+def _quiet_transformers() -> None:
+    """transformers draws "Loading weights" bars on stderr; they would land in the console,
+    the demo and the worker logs, so they are turned off (our own progress reports stay)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def convert_gguf(gguf: Path, target: Path) -> None:
     """De-quantize a GGUF into a safetensors folder at `target`, atomically (temp + rename)."""
     import torch
+
+    _quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -159,6 +159,20 @@ class JobService:
             raise NotFound(f"There is no job {job_id}.")
         return job_view(job)
 
+    def unannounced(self, after_id: int, platform: str) -> list[JobView]:
+        """Scheduled jobs newer than `after_id` that report to `platform` (nobody in chat
+        started them, so the adapter announces them where the schedule was set)."""
+        records = self.db.retrying(lambda s: store.unannounced(s, after_id, platform))
+        return [job_view(r) for r in records]
+
+    def latest_id(self) -> int:
+        from sqlalchemy import func
+        from sqlmodel import select
+
+        from storage.tables import JobRecord
+
+        return int(self.db.retrying(lambda s: s.exec(select(func.max(JobRecord.id))).one()) or 0)
+
     def wait(self, job_id: int, timeout: Optional[float] = None, poll: float = 0.5) -> JobView:
         """Block until the job finished (or `timeout` seconds passed); returns its view."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -144,6 +144,7 @@ class Retrainer:
                     due.append((record.model_id, slot, dict(record.origin or {})))
         outcomes = []
         for model_id, slot, origin in due:
+            origin = {**origin, "scheduled": True}  # the adapter announces it there
             with self.db.session() as session:
                 name = session.get(ModelRecord, model_id).name
             outcomes.append(self._fire(model_id, name, slot.isoformat(), origin, at=slot))

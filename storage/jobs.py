@@ -168,3 +168,13 @@ def started_since(session: Session, owner: str, kinds: Iterable[str],
 
 def model_base_name(session: Session, model_name: str) -> Optional[str]:
     return session.exec(select(ModelRecord.base_name).where(ModelRecord.name == model_name)).first()
+
+
+def unannounced(session: Session, after_id: int, platform: str, limit: int = 20) -> list[JobRecord]:
+    """Jobs newer than `after_id` that nobody started from chat (scheduled retrains) and that
+    should report to `platform`; the JSON origin is filtered here, the rest in SQL."""
+    query = (select(JobRecord).where(JobRecord.id > after_id, JobRecord.kind == "retrain")
+             .order_by(JobRecord.id).limit(limit))
+    found = list(session.exec(query))
+    return [job for job in found
+            if (job.origin or {}).get("scheduled") and (job.origin or {}).get("platform") == platform]

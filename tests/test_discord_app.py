@@ -401,3 +401,23 @@ def test_missing_message_content_intent_is_warned_and_the_bot_still_connects(eng
     asyncio.run(scenario())
     assert "Message Content Intent" in caplog.text
     assert TOKEN not in caplog.text
+
+
+def test_a_scheduled_retrain_is_announced_in_the_channel_where_it_was_set(engine) -> None:
+    from bot.core.progress import JobWatcher
+
+    async def scenario() -> None:
+        async with connected(engine, watcher_factory=lambda: JobWatcher(
+                engine, poll_s=0.05, min_interval_s=0.0)) as (fake, client):
+            announcer = client.announcer(poll_s=0.05)
+            origin = {"platform": "discord", "channel": fake.channel_id, "thread": "",
+                      "scheduled": True}
+            # A retrain of a model without a live version fails at once: enough to report.
+            job = engine.jobs.submit("retrain", "tiny", owner="discord:1",
+                                     workspace=f"discord:{fake.guild_id}", origin=origin)
+            assert await asyncio.to_thread(announcer.poll_once) == [job.id]
+            assert await asyncio.to_thread(announcer.poll_once) == []
+            final = await fake.until(lambda: next(
+                (r for r in channel_posts(fake) if "failed" in text_of(r.json or {})), None))
+            assert "Retraining tiny failed" in text_of(final.json)
+    asyncio.run(scenario())

@@ -222,3 +222,17 @@ def test_housekeeping_deletes_logs_past_their_retention(store, admin) -> None:
     store.chat.clock = lambda: datetime.now(timezone.utc) + timedelta(days=91)
     assert store.housekeeping()["messages"] == 4  # two questions, two answers
     assert store.chat.history_for(admin) == []
+
+
+def test_the_owner_reads_both_sets_of_figures_when_a_retrain_ends(store, admin) -> None:
+    from bot.core.progress import final_reply
+
+    curate(store, admin, 3, kind="correct")
+    outcome = store.retrainer.retrain_now(admin, "helpdesk")
+    job = store.jobs.wait(outcome.job.id, timeout=600)
+    reply = final_reply(job)
+    fields = dict(reply.fields)
+    assert "live" in fields["Held-out token F1"] and "candidate" in fields["Held-out token F1"]
+    assert fields["New curated pairs"] == "3"
+    assert ("is live" in reply.title) == job.result["promoted"]
+    assert reply.text == job.result["message"]

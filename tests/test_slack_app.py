@@ -266,3 +266,28 @@ def test_a_button_runs_its_command_in_the_thread(rig: SlackRig) -> None:
                      "value": "info tiny", "action_ts": "5.1"}]})
     posted = rig.fake.wait_for("chat.postMessage")[0].params
     assert posted["thread_ts"] == "5.000100" and "tiny" in blocks_text(posted)
+
+
+def test_a_scheduled_retrain_is_announced_where_its_schedule_was_set(rig: SlackRig,
+                                                                     engine) -> None:
+    from slack_sdk import WebClient
+
+    from bot.core.progress import JobWatcher
+    from bot.slack_app import slack_announcer
+
+    client = WebClient(token="xoxb-test", base_url=rig.fake.api_url)
+    announcer = slack_announcer(engine, client, watcher=JobWatcher(engine, poll_s=0.05,
+                                                                   min_interval_s=0.0))
+    origin = {"platform": "slack", "channel": "C9", "thread": "111.222", "scheduled": True}
+    # A retrain of a model that has no live version fails at once: enough to see the report.
+    job = engine.jobs.submit("retrain", "tiny", owner="slack:T1:UADMIN", workspace="slack:T1",
+                             params={"new_pairs": 12}, origin=origin)
+    engine.jobs.submit("retrain", "tiny", owner="slack:T1:UADMIN", workspace="slack:T1",
+                       origin={**origin, "platform": "discord"})  # not Slack's to announce
+    assert announcer.poll_once() == [job.id]
+    assert announcer.poll_once() == []  # announced once, also across processes
+    opening = rig.fake.wait_for("chat.postMessage", lambda p: "scheduled retrain" in
+                                blocks_text(p))[0]
+    assert opening.params["channel"] == "C9" and opening.params["thread_ts"] == "111.222"
+    final = rig.fake.wait_for("chat.postMessage", lambda p: "failed" in blocks_text(p))[0]
+    assert "Retraining tiny failed" in blocks_text(final.params)

@@ -54,9 +54,15 @@ def model_load(settings: Settings | None = None) -> dict[str, Any]:
 
 
 def run(args: list[str]) -> dict[str, Any]:
-    figures = {"model": model_load()}
-    # --- chat_load: the chat-load half is added here by its owner -------------------------
-    # figures["chat"] = chat_load()
-    # ---------------------------------------------------------------------------------------
-    figures["ratio"] = figures["model"]["ratio"]
+    """Both load benchmarks: the base model's load (issue 2) and chat load over the Slack
+    HTTP endpoint (issue 9). `--part model` or `--part chat` runs one of them."""
+    part = args[args.index("--part") + 1] if "--part" in args[:-1] else "all"
+    figures: dict[str, Any] = {}
+    if part in ("all", "model"):
+        figures["model"] = model_load()
+        figures["ratio"] = figures["model"]["ratio"]
+    if part in ("all", "chat"):
+        from bot.bench.chat_load import chat_load
+
+        figures["chat"] = chat_load()
     return figures

@@ -67,7 +67,8 @@ def tune(req: Request) -> Reply:
     name, file = req.values["name"], req.values["file"]
     options = {k: req.values[k] for k in TUNE_OPTIONS if req.values.get(k) is not None}
     job = req.engine.jobs.submit_tune(req.caller, name, file.filename, file.data, options,
-                                      dict(req.ctx.origin), base=req.get("base"))
+                                      dict(req.ctx.origin), base=req.get("base"),
+                                      idempotency_key=req.ctx.origin.get("idempotency_key"))
     settings = ", ".join(f"{k}={v}" for k, v in options.items())
     return Reply(title=f"Job {job.id}: tuning {job.model_name}",
                  text=f"Job {job.id} {job.state}: tuning {job.model_name} on {file.filename} "

@@ -184,12 +184,15 @@ def trained_f1(result: dict[str, Any]) -> float | None:
 def final_reply(job: JobView) -> Reply:
     """The end of a job: metrics, plot and buttons on success; the reason otherwise."""
     if job.state == "failed":
+        doing = "Retraining" if job.kind == "retrain" else "Tuning"
         return Reply(title=f"Job {job.id} failed", kind="error", job_id=job.id,
-                     text=f"Tuning {job.model_name} failed: {job.error or 'no reason recorded'}")
+                     text=f"{doing} {job.model_name} failed: {job.error or 'no reason recorded'}")
     if job.state == "cancelled":
         return Reply(title=f"Job {job.id} cancelled", job_id=job.id,
                      text=f"Tuning {job.model_name} was cancelled; no new version was stored.")
     result = job.result or {}
+    if job.kind == "retrain" and "promoted" in result:
+        return _retrain_reply(job, result)
     version = result.get("version")
     name = job.model_name
     fields = list(metric_fields(result.get("metrics_before") or {},
@@ -210,3 +213,19 @@ def final_reply(job: JobView) -> Reply:
                  text=text, fields=tuple(fields), image=image, kind="success", job_id=job.id,
                  buttons=(Button("Deploy", f"deploy {name}", "primary"),
                           Button("Publish to workspace", f"publish {name} workspace")))
+
+
+def _retrain_reply(job: JobView, result: dict) -> Reply:
+    """A retrain's verdict with both sets of figures: live version against the candidate."""
+    live, candidate = result.get("live") or {}, result.get("candidate") or {}
+    fields = []
+    for key, label in (("token_f1", "Held-out token F1"), ("exact_match", "Held-out exact match"),
+                       ("new_pairs_f1", "Token F1 on the new pairs")):
+        if live.get(key) is not None and candidate.get(key) is not None:
+            fields.append((label, f"live {live[key]:.2f} / candidate {candidate[key]:.2f}"))
+    fields.append(("New curated pairs", str(result.get("new_pairs", 0))))
+    title = (f"Job {job.id}: {job.model_name} v{result.get('version')} is live"
+             if result.get("promoted") else f"Job {job.id}: {job.model_name} kept its live version")
+    return Reply(title=title, text=str(result.get("message") or result.get("reason") or ""),
+                 fields=tuple(fields), kind="success" if result.get("promoted") else "info",
+                 job_id=job.id)
