@@ -251,13 +251,13 @@ class BatchDecoder:
         """Logits of the last position, or of every position when `start` is given (one row
         continuing at `start`)."""
         batch, width = ids.shape
+        hidden = self.embed(ids)
+        cos, sin = self.rotary(hidden, positions)
+        mask = None
         if start:  # later positions see the row's cache and, causally, each other
             end = start + width
             mask = (torch.arange(end, device=self.device)[None, :]
                     <= torch.arange(start, end, device=self.device)[:, None])[None, None]
-        hidden = self.embed(ids)
-        cos, sin = self.rotary(hidden, positions)
-        mask = None
         if not prefill:
             span = int(positions.max()) + 1
             if batch > 1 and int(positions.min()) + 1 != span:

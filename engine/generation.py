@@ -62,6 +62,7 @@ class _Request:
     started: float
     deadline: float
     future: Future = field(default_factory=Future)
+    prompt: list[int] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     sent: str = ""
     first_token_at: float | None = None
@@ -95,12 +96,14 @@ class ChatRunner:
 
     def __init__(self, hub: Any, settings: Settings, *, clock: Callable[[], float] = time.monotonic,
                  context_window: int | None = None,
-                 before_step: Callable[[int], None] | None = None) -> None:
+                 before_step: Callable[[int], None] | None = None,
+                 speculative: bool = True) -> None:
         self.hub = hub
         self.settings = settings
         self.clock = clock
         self.context_window = context_window
         self.before_step = before_step  # test seam: called with the batch size before each step
+        self.speculative = speculative  # prompt lookup when one request is decoding alone
         self._lock = threading.Condition()
         self._queue: collections.deque[_Request] = collections.deque()
         self._closed = False
@@ -223,6 +226,7 @@ class ChatRunner:
                 budget = max(decoder.max_len - request.max_new_tokens, decoder.max_len // 2)
                 prompt = build_prompt(tokenizer, request.messages,
                                       request.target.system_prompt, budget)
+                request.prompt = prompt
                 first = decoder.add(prompt, adapter, request)
             except StoreError as exc:
                 _fail(request, exc)
@@ -241,12 +245,26 @@ class ChatRunner:
                 decoder.drop(row)
         if decoder.rows == 0:
             return
+        if self.speculative and decoder.rows == 1:
+            # Alone in the batch: guess ahead from the conversation, verify in one pass.
+            from engine.speculative import speculate
+
+            request = decoder.payloads[0]
+            tokens = speculate(decoder, request.prompt + request.tokens)
+            for i, token in enumerate(tokens):
+                self._advance(decoder, 0, token, ahead=len(tokens) - 1 - i)
+                if decoder.rows == 0:
+                    break
+            return
         last = [request.tokens[-1] for request in decoder.payloads]
         for row, token in reversed(list(enumerate(decoder.step(last)))):
             self._advance(decoder, row, token)
 
-    def _advance(self, decoder: Any, row: int, token: int) -> None:
-        """Record a row's new token: stream it, and finish the row when it is done."""
+    def _advance(self, decoder: Any, row: int, token: int, ahead: int = 0) -> None:
+        """Record a row's new token: stream it, and finish the row when it is done.
+
+        `ahead`: how many of the row's cached tokens come after this one (speculation feeds
+        several at once), so the context-window check sees the length a plain step would."""
         request: _Request = decoder.payloads[row]
         model, tokenizer = self.hub.load(decoder.base)
         ended = token in decoder.stop
@@ -255,7 +273,7 @@ class ChatRunner:
         if request.first_token_at is None:
             request.first_token_at = self.clock()
         done = (ended or len(request.tokens) >= request.max_new_tokens
-                or decoder.lengths[row] + 1 >= decoder.max_len)
+                or decoder.lengths[row] - ahead + 1 >= decoder.max_len)
         text = tokenizer.decode(request.tokens, skip_special_tokens=True)
         try:
             if request.on_token is not None and text.startswith(request.sent) and (

@@ -66,6 +66,20 @@ def test_a_bad_database_url_is_one_sentence(home: Path, capsys, monkeypatch) -> 
     assert "DATABASE_URL" in err
 
 
+def test_a_corrupted_store_or_unreachable_server_is_one_sentence(home: Path, capsys,
+                                                                 monkeypatch) -> None:
+    home.mkdir(parents=True)
+    (home / "store.db").write_bytes(b"this is not a database " * 40)
+    code, _, err = run(capsys, "search")
+    assert code == 1 and "not a database" in err
+    assert_one_sentence(err)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:secret-pw@127.0.0.1:1/x")
+    code, _, err = run(capsys, "search")
+    assert code == 1 and "Connection refused" in err
+    assert "secret-pw" not in err  # the password never reaches the message
+    assert_one_sentence(err)
+
+
 def test_an_unusable_home_is_one_sentence(tmp_path: Path, capsys, monkeypatch) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
