@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from engine.app import Engine
 
 SAMPLE_FAQ = Path(__file__).resolve().parent.parent / "engine" / "data" / "sample_faq.csv"
-DEFAULT_EPOCHS = 6
+DEFAULT_EPOCHS = 8
+DEFAULT_BATCH = 4  # 4 steps an epoch on 16 pairs: enough updates to learn the answers
 DEFAULT_EXAMPLES = 16  # keeps the demo to a few minutes on a 2-core CPU
 QUESTIONS = 3
 
@@ -66,7 +67,8 @@ def run_demo(engine: "Engine", out: TextIO, *, name: str = "acme-support-demo",
         return console.handle_line(line)
 
     step("What is in the store", "search")
-    options = f"epochs={epochs or DEFAULT_EPOCHS}" + (f" base={base}" if base else "")
+    options = (f"epochs={epochs or DEFAULT_EPOCHS} batch_size={DEFAULT_BATCH}"
+               + (f" base={base}" if base else ""))
     tuned = step(f"Tune {name} on {len(pairs)} pairs of the sample FAQ ({data_file})",
                  f"tune {name} {data_file} {options}")
     if tuned is None or tuned.job_id is None:

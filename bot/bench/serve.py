@@ -5,10 +5,14 @@ One run with the real bundled SmolLM2 on the machine's device:
   init_lora_weights=False so they change the answers), served by ChatRunner, against a
   baseline that answers them one at a time with PEFT `set_adapter` + `generate`;
   `ratio` = our tokens/s / baseline tokens/s (goal >= 4), and how many answers are identical;
-- single stream: one request on the base model, ChatRunner against plain `generate`
-  (best of two runs each, same answer required; goal >= 2x);
+- single stream: a set of support questions (FAQ entries as context, and plain questions),
+  one request at a time on the base model, ChatRunner (lean loop + prompt-lookup speculation)
+  against plain `generate`, interleaved (ours, generate, ours, generate, ...) so both see the
+  same machine load; best of `--rounds` runs per prompt and method; identical answers
+  required; goal >= 2x. The lean loop without speculation is timed alongside;
 - time to first token p50/p95 of the batched requests, and adapter cold-load time.
-Options: --tokens N (new tokens per answer, default 48).
+Options: --tokens N (new tokens per batched answer, default 48; single stream uses 2N),
+--rounds N (single-stream rounds, default 2), --single-only (skip the batched part).
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ QUESTIONS = [
     "What does a database index do?", "Suggest a name for a bakery.",
     "What is machine learning?", "How do vaccines work?", "What should I pack for a hike?",
 ]
-SINGLE = "Write a short story about a robot learning to paint."
+SINGLE_PLAIN = ["How do I reset my password?", "What is a LoRA adapter?",
+                "Give me three tips for writing clear emails.",
+                "Write a short story about a robot learning to paint."]
+FAQ_ROWS = 4  # sample FAQ entries asked with the entry as context
 
 
 def run(args: list[str]) -> dict[str, Any]:
@@ -45,9 +52,13 @@ def run(args: list[str]) -> dict[str, Any]:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     new_tokens = int(args[args.index("--tokens") + 1]) if "--tokens" in args else 48
+    rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 2
     settings = Settings.from_env()
     hub = ModelHub(settings)
     model, tokenizer = hub.load(BUNDLED)
+    if "--single-only" in args:
+        return {"device": str(hub.device()), "threads": torch.get_num_threads(),
+                "single_stream": _single_stream(hub, settings, model, new_tokens * 2, rounds)}
     folder = hub.base_weights_path(BUNDLED)
     with tempfile.TemporaryDirectory() as temp:
         adapters = _make_adapters(folder, Path(temp), hub)
@@ -55,7 +66,7 @@ def run(args: list[str]) -> dict[str, Any]:
         cold = _cold_load(hub, adapters[0])
         base_tps, base_answers = _baseline_batch(folder, hub, tokenizer, requests, new_tokens)
         ours_tps, ours_answers, ttft = _ours_batch(hub, settings, requests, new_tokens)
-        single = _single_stream(hub, settings, model, tokenizer, new_tokens * 2)
+        single = _single_stream(hub, settings, model, new_tokens * 2, rounds)
     same = sum(a == b for a, b in zip(ours_answers, base_answers))
     return {
         "device": str(hub.device()),
@@ -162,34 +173,76 @@ def _ours_batch(hub: ModelHub, settings: Settings, requests: list,
     return total / elapsed, [r.text for r in results], [r.first_token_ms for r in results]
 
 
-def _single_stream(hub: ModelHub, settings: Settings, model: Any, tokenizer: Any,
-                   new_tokens: int) -> dict[str, Any]:
-    """One stream on the base model: best of two runs each, interleaved."""
+def _single_conversations() -> list[list[dict[str, str]]]:
+    """FAQ questions with their entry as context (support answers), then plain questions."""
+    import csv
+
+    faq = Path(__file__).resolve().parents[2] / "engine" / "data" / "sample_faq.csv"
+    with faq.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[:FAQ_ROWS]
+    chats = [[{"role": "system", "content": "You are the Acme Cloud Notes support assistant. "
+               f"Answer from this FAQ entry.\nQ: {row['question']}\nA: {row['answer']}"},
+              {"role": "user", "content": row["question"]}] for row in rows]
+    return chats + [[{"role": "user", "content": q}] for q in SINGLE_PLAIN]
+
+
+def _single_stream(hub: ModelHub, settings: Settings, model: Any, new_tokens: int,
+                   rounds: int) -> dict[str, Any]:
+    """One request at a time on the base model; ours and `generate` interleaved per prompt."""
+    import os
+
     import torch
 
-    ids = _prompt(tokenizer, SINGLE)
-    runner = ChatRunner(hub, settings)
-    plain, ours, plain_text, ours_text = [], [], "", ""
-    for _ in range(2):
-        start = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(torch.tensor([ids], device=hub.device()),
-                                 max_new_tokens=new_tokens, do_sample=False)
-        produced = [t for t in out[0, len(ids):].tolist() if t != tokenizer.eos_token_id]
-        plain.append(len(produced) / (time.perf_counter() - start))
-        plain_text = _new_text(tokenizer, produced)
-        start = time.perf_counter()
-        answer = runner.answer(_target(None), [{"role": "user", "content": SINGLE}],
-                               max_new_tokens=new_tokens, timeout=600)
-        ours.append(answer.tokens / (time.perf_counter() - start))
-        ours_text = answer.text
-    runner.close()
+    _, tokenizer = hub.load(BUNDLED)
+    chats = _single_conversations()
+    runners = {"ours": ChatRunner(hub, settings),
+               "lean_loop": ChatRunner(hub, settings, speculative=False)}
+    runners["ours"].answer(_target(None), [{"role": "user", "content": "Hi"}], max_new_tokens=2)
+    best: dict[str, list[float]] = {name: [float("inf")] * len(chats)
+                                    for name in ("ours", "generate", "lean_loop")}
+    tokens: dict[str, list[int]] = {name: [0] * len(chats) for name in best}
+    texts: dict[str, list[str]] = {name: [""] * len(chats) for name in best}
+    for _ in range(rounds):
+        for i, chat in enumerate(chats):
+            for name in ("ours", "generate", "lean_loop"):
+                start = time.perf_counter()
+                if name == "generate":
+                    ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True,
+                                                        tokenize=True, return_dict=False)
+                    with torch.inference_mode():
+                        out = model.generate(torch.tensor([ids], device=hub.device()),
+                                             max_new_tokens=new_tokens, do_sample=False)
+                    produced = [t for t in out[0, len(ids):].tolist()
+                                if t != tokenizer.eos_token_id]
+                    count, text = len(produced), _new_text(tokenizer, produced)
+                else:
+                    answer = runners[name].answer(_target(None), chat,
+                                                  max_new_tokens=new_tokens, timeout=600)
+                    count, text = answer.tokens, answer.text
+                best[name][i] = min(best[name][i], time.perf_counter() - start)
+                tokens[name][i], texts[name][i] = count, text
+    for runner in runners.values():
+        runner.close()
+    speed = {name: sum(tokens[name]) / sum(best[name]) for name in best}
+    faq = slice(0, FAQ_ROWS)
+    faq_speed = {name: sum(tokens[name][faq]) / sum(best[name][faq]) for name in best}
+    same = sum(a == b for a, b in zip(texts["ours"], texts["generate"]))
     return {
+        "prompts": len(chats),
+        "with_faq_context": FAQ_ROWS,
         "new_tokens": new_tokens,
-        "generate_tokens_per_s": round(max(plain), 2),
-        "ours_tokens_per_s": round(max(ours), 2),
-        "ratio": round(max(ours) / max(plain), 2),
-        "same_answer": ours_text == plain_text,
+        "rounds": rounds,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "generate_tokens_per_s": round(speed["generate"], 2),
+        "ours_tokens_per_s": round(speed["ours"], 2),
+        "lean_loop_tokens_per_s": round(speed["lean_loop"], 2),
+        "ratio": round(speed["ours"] / speed["generate"], 2),
+        "ratio_lean_loop": round(speed["lean_loop"] / speed["generate"], 2),
+        "ratio_faq_context": round(faq_speed["ours"] / faq_speed["generate"], 2),
+        "ratio_plain_questions": round(
+            (sum(tokens["ours"][FAQ_ROWS:]) / sum(best["ours"][FAQ_ROWS:]))
+            / (sum(tokens["generate"][FAQ_ROWS:]) / sum(best["generate"][FAQ_ROWS:])), 2),
+        "identical_answers": f"{same}/{len(chats)}",
     }
 
 
