@@ -64,8 +64,11 @@ def run(args: list[str]) -> dict[str, Any]:
         adapters = _make_adapters(folder, Path(temp), hub)
         requests = [(QUESTIONS[i], adapters[i % len(adapters)]) for i in range(len(QUESTIONS))]
         cold = _cold_load(hub, adapters[0])
-        base_tps, base_answers = _baseline_batch(folder, hub, tokenizer, requests, new_tokens)
+        # Ours first: torch's CPU thread team of a thread that did heavy work (here the main
+        # thread running the baseline) slows a second thread's team on 2 cores (measured:
+        # 67 -> 19 tokens/s). The runner's thread has exited before the baseline starts.
         ours_tps, ours_answers, ttft = _ours_batch(hub, settings, requests, new_tokens)
+        base_tps, base_answers = _baseline_batch(folder, hub, tokenizer, requests, new_tokens)
         single = _single_stream(hub, settings, model, new_tokens * 2, rounds)
     same = sum(a == b for a, b in zip(ours_answers, base_answers))
     return {
