@@ -24,7 +24,9 @@ BUNDLED_DESCRIPTION = (
 class Catalog:
     """Store entries as the chat commands see them: every call checks visibility and rights."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Callable) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: Callable,
+                 search_windows: "store.SearchWindows | None" = None) -> None:
+        self.search_windows = search_windows or store.WINDOWS
         self.db = db
         self.settings = settings
         self.clock = clock
@@ -137,7 +139,7 @@ class Catalog:
             owner=(caller.user if owner == "me" else (owner or "").strip() or None))
         with self.db.session() as s:
             hits = store.search(s, _viewer(caller), words or "", filters,
-                                limit=max(1, min(int(limit), 100)))
+                                limit=max(1, min(int(limit), 100)), windows=self.search_windows)
         return [_card(hit, hit.live_version, score=hit.score) for hit in hits]
 
     def resolve(self, caller: Caller, name: str) -> ModelRecord:

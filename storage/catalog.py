@@ -10,7 +10,8 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import bindparam, func, insert, or_, text, update
 from sqlmodel import Session, select
 
-from storage.search import SearchFilters, Viewer, ranked_ids, search_terms
+from storage.search import (WINDOWS, SearchFilters, SearchWindows, Viewer, ranked_ids,
+                            search_terms)
 from storage.tables import DeploymentRecord, ModelRecord, ModelVersionRecord
 
 __all__ = ["SearchFilters", "Viewer", "search", "search_terms"]  # search lives in storage.search
@@ -58,10 +59,10 @@ _HIT_COLUMNS = text(
 
 
 def search(session: Session, viewer: Viewer, words: str, filters: SearchFilters,
-           limit: int = 20) -> list[SearchHit]:
+           limit: int = 20, windows: SearchWindows = WINDOWS) -> list[SearchHit]:
     """Visible entries matching `words`, best first (without words: the most used and best
     rated first)."""
-    ranked = ranked_ids(session, viewer, words, filters, limit)
+    ranked = ranked_ids(session, viewer, words, filters, limit, windows)
     if not ranked:
         return []
     rows = {row[0]: row for row in session.execute(_HIT_COLUMNS, {"ids": [i for i, _ in ranked]})}

@@ -5,7 +5,7 @@ PostgreSQL ranks every match with ts_rank over the stored `models.search_vector`
 SQLite: FTS5's bm25() counts every match of every word before it ranks anything, so one
 common word ("assistant" in most descriptions) costs tens of milliseconds at 100,000
 entries. Here FTS5 only proposes candidates, from bounded windows: per word, its newest
-matches in names or tags and its newest matches anywhere (a word in more than COUNT_CAP
+matches in names or tags and its newest matches anywhere (a word in more than `count_cap`
 entries, next to rarer words, only gets a small name window), plus the newest entries
 holding all the words. One SQL statement then scores the candidates: per word an IDF
 weight (from a capped match count) times 3 for a name hit, 2 for a tag, 1 for the
@@ -36,10 +36,19 @@ VISIBLE = ("(m.visibility = 'public' OR (m.visibility = 'workspace' AND m.worksp
 VISIBLE_SCAN = ("(+m.visibility = 'public' OR (+m.visibility = 'workspace' AND +m.workspace = :ws)"
                 " OR +m.owner = :user)")
 POPULAR = "m.usage_count DESC, m.rating_up DESC, m.name"
-# Candidate windows, shared among up to three words of a query:
-NAME_WINDOW = 300  # newest entries with the word in their name or tags
-WINDOW = 150  # newest entries with the word anywhere; and newest with all the words
-COUNT_CAP = 2000  # matches counted per word for its IDF weight
+
+
+@dataclass(frozen=True)
+class SearchWindows:
+    """Candidate windows (SQLite), shared among up to three words of a query. Tests shrink
+    them so a small catalog behaves like a big one."""
+
+    name: int = 300  # newest entries with the word in their name or tags
+    any: int = 150  # newest entries with the word anywhere; and newest with all the words
+    count_cap: int = 2000  # matches counted per word for its IDF weight
+
+
+WINDOWS = SearchWindows()
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ def search_terms(words: str) -> list[str]:
 
 
 def ranked_ids(session: Session, viewer: Viewer, words: str, filters: SearchFilters,
-               limit: int) -> list[tuple[int, Optional[float]]]:
+               limit: int, windows: SearchWindows = WINDOWS) -> list[tuple[int, Optional[float]]]:
     """(model id, score) of the best visible matches, best first; score None without words."""
     terms = search_terms(words)
     params: dict[str, Any] = {"ws": viewer.workspace, "user": viewer.user, "limit": int(limit)}
@@ -83,7 +92,7 @@ def ranked_ids(session: Session, viewer: Viewer, words: str, filters: SearchFilt
                f" FROM models m, to_tsquery('english', :q) q WHERE m.search_vector @@ q"
                f" AND {' AND '.join([VISIBLE] + where)} ORDER BY score DESC, m.id LIMIT :limit")
     else:
-        sql = _sqlite_sql(session, terms, filters, params, where)
+        sql = _sqlite_sql(session, terms, filters, params, where, windows)
     rows = session.execute(text(sql), params).all()
     return [(row[0], None if row[1] is None else float(row[1])) for row in rows]
 
@@ -104,9 +113,9 @@ def _filters(filters: SearchFilters, params: dict[str, Any]) -> list[str]:
 
 
 def _sqlite_sql(session: Session, terms: list[str], filters: SearchFilters,
-                params: dict[str, Any], where: list[str]) -> str:
+                params: dict[str, Any], where: list[str], windows: SearchWindows) -> str:
     task = f' AND tags : "{_fts_safe(filters.task)}"' if filters.task else ""
-    counts = _match_counts(session, terms, task)
+    counts = _match_counts(session, terms, task, windows.count_cap)
     total = max(1, counts.pop())
     score_parts = []
     for i, term in enumerate(terms):
@@ -124,17 +133,17 @@ def _sqlite_sql(session: Session, terms: list[str], filters: SearchFilters,
         return "WITH " + _docs("models m", [match, VISIBLE] + where) + ranked
     window = "SELECT rowid FROM models_fts WHERE models_fts MATCH :{p} ORDER BY rowid DESC LIMIT {n}"
     sources = []
-    rare = [i for i in range(len(terms)) if counts[i] < COUNT_CAP]
+    rare = [i for i in range(len(terms)) if counts[i] < windows.count_cap]
     share = min(len(terms), 3)
     for i, term in enumerate(terms):
         if rare and i not in rare:  # a very common word beside rarer ones: a token window
-            sources.append(window.format(p=f"qn{i}", n=max(1, NAME_WINDOW // 6)))
+            sources.append(window.format(p=f"qn{i}", n=max(1, windows.name // 6)))
             continue
-        sources += [window.format(p=f"qn{i}", n=NAME_WINDOW // share),
-                    window.format(p=f"qa{i}", n=WINDOW // share)]
+        sources += [window.format(p=f"qn{i}", n=windows.name // share),
+                    window.format(p=f"qa{i}", n=windows.any // share)]
     if len(terms) > 1:
         params["qall"] = " AND ".join(f'"{t}"' for t in terms) + task
-        sources.append(window.format(p="qall", n=WINDOW))
+        sources.append(window.format(p="qall", n=windows.any))
     union = " UNION ".join(f"SELECT * FROM ({s})" for s in sources)
     docs = _docs("candidates c JOIN models m ON m.id = c.id", [VISIBLE] + where)
     return f"WITH candidates(id) AS ({union}), {docs}{ranked}"
@@ -147,7 +156,7 @@ def _docs(source: str, where: list[str]) -> str:
             f" WHERE {' AND '.join(where)})")
 
 
-def _match_counts(session: Session, terms: list[str], task: str) -> list[int]:
+def _match_counts(session: Session, terms: list[str], task: str, cap: int) -> list[int]:
     """Per word its matches, counted up to a cap; then the highest model id (a cheap
     stand-in for the catalog's size)."""
     params: dict[str, Any] = {}
@@ -155,7 +164,7 @@ def _match_counts(session: Session, terms: list[str], task: str) -> list[int]:
     for i, term in enumerate(terms):
         params[f"c{i}"] = f'"{term}"{task}'
         parts.append(f"(SELECT count(*) FROM (SELECT rowid FROM models_fts"
-                     f" WHERE models_fts MATCH :c{i} LIMIT {COUNT_CAP}))")
+                     f" WHERE models_fts MATCH :c{i} LIMIT {cap}))")
     parts.append("(SELECT coalesce(max(id), 0) FROM models)")
     return list(session.execute(text("SELECT " + ", ".join(parts)), params).one())
 

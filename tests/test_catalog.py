@@ -252,14 +252,12 @@ def test_upgrading_an_existing_store_indexes_its_entries(tmp_path: Path) -> None
 
 
 def test_common_words_are_searched_in_bounded_windows_without_losing_the_best(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage import search
+        store: Store) -> None:
+    from storage.search import SearchWindows
 
     # Shrink the windows so that this small catalog behaves like a big one: "assistant"
     # is a very common word here, "zebra" a rare one.
-    monkeypatch.setattr(search, "COUNT_CAP", 5)
-    monkeypatch.setattr(search, "NAME_WINDOW", 4)
-    monkeypatch.setattr(search, "WINDOW", 2)
+    store.catalog.search_windows = SearchWindows(name=4, any=2, count_cap=5)
     store.tuned(ALICE, "zebra-keeper", "an assistant for zebra care", visibility="public")
     store.tuned(ALICE, "assistant-pro", "answers everything", visibility="public")
     for i in range(10):
