@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+from engine.drafting import DraftWeights
 from engine.errors import ModelUnavailable
 
 SUPPORTED_TYPES = {"llama", "mistral", "qwen2"}
@@ -122,7 +123,8 @@ class BatchDecoder:
         self.payloads: list[Any] = []
         self._k: list[torch.Tensor] = []
         self._v: list[torch.Tensor] = []
-        self._groups: list[tuple[torch.Tensor | None, LoraAdapter]] = []
+        self._lora: RowLora | None = None  # the rows' adapters, for the next steps
+        self._stacks: dict[tuple[int, ...], tuple[tuple[LoraAdapter, ...], dict]] = {}
 
     @property
     def rows(self) -> int:
@@ -144,8 +146,8 @@ class BatchDecoder:
         self.payloads.append(payload)
         ids = torch.tensor([prompt], device=self.device)
         positions = torch.arange(len(prompt), device=self.device)[None]
-        groups = [] if adapter is None else [(None, adapter)]
-        logits = self._forward(ids, positions, slice(row, row + 1), groups, prefill=True)
+        logits = self._forward(ids, positions, slice(row, row + 1), self._row_lora([adapter]),
+                               prefill=True)
         self._regroup()
         return int(logits[0].argmax())
 
@@ -162,9 +164,8 @@ class BatchDecoder:
         self._reserve(self.rows, start + len(tokens) + 1)
         ids = torch.tensor([tokens], device=self.device)
         positions = torch.arange(start, start + len(tokens), device=self.device)[None]
-        adapter = self.adapters[row]
-        groups = [] if adapter is None else [(None, adapter)]
-        logits = self._forward(ids, positions, slice(row, row + 1), groups, prefill=True,
+        lora = self._row_lora([self.adapters[row]])
+        logits = self._forward(ids, positions, slice(row, row + 1), lora, prefill=True,
                                start=start)
         self.lengths[row] = start + len(tokens)
         return logits[0].argmax(-1).tolist()
@@ -176,14 +177,18 @@ class BatchDecoder:
         self.lengths[row] = length
 
     @torch.inference_mode()
-    def step(self, last_tokens: list[int]) -> list[int]:
-        """Feed each row its last token; returns each row's next token."""
+    def step(self, last_tokens: list[int], draft: DraftWeights | None = None) -> list[int]:
+        """Feed each row its last token; returns each row's next token.
+
+        With `draft` (engine.drafting), the step runs those cheaper weights instead of the
+        model's: a guess, which a later `extend` with the full weights checks and overwrites."""
         n = self.rows
         longest = max(self.lengths) + 1
         self._reserve(n, longest)
         ids = torch.tensor(last_tokens, device=self.device)[:, None]
         positions = torch.tensor(self.lengths, device=self.device)[:, None]
-        logits = self._forward(ids, positions, slice(0, n), self._groups, prefill=False)
+        logits = self._forward(ids, positions, slice(0, n), self._lora, prefill=False,
+                               draft=draft)
         for i in range(n):
             self.lengths[i] += 1
         return logits.argmax(-1).tolist()
@@ -221,33 +226,56 @@ class BatchDecoder:
                     caches.append(fresh)
 
     def _regroup(self) -> None:
-        """Rows per adapter for the LoRA deltas of the next steps (None index = every row)."""
-        by_adapter: dict[int, tuple[LoraAdapter, list[int]]] = {}
-        for i, adapter in enumerate(self.adapters):
-            if adapter is not None:
-                by_adapter.setdefault(id(adapter), (adapter, []))[1].append(i)
-        self._groups = []
-        for adapter, rows in by_adapter.values():
-            index = None if len(rows) == self.rows else torch.tensor(rows, device=self.device)
-            self._groups.append((index, adapter))
+        self._lora = self._row_lora(self.adapters)
+
+    def _row_lora(self, adapters: list[LoraAdapter | None]) -> RowLora | None:
+        """The LoRA deltas for rows using `adapters` (None: the base model alone)."""
+        distinct = list({id(a): a for a in adapters if a is not None}.values())
+        if not distinct:
+            return None
+        if len(distinct) == 1:
+            stacks = _stack(distinct)  # the adapter's own tensors, nothing copied
+            if all(a is distinct[0] for a in adapters):
+                return RowLora(stacks, None)  # every row on one adapter: no mask needed
+        else:
+            key = tuple(id(a) for a in distinct)
+            cached = self._stacks.pop(key, None) or (tuple(distinct), _stack(distinct))
+            self._stacks[key] = cached  # holds the adapters, so their ids stay theirs
+            while len(self._stacks) > STACKS_KEPT:  # least recently used first
+                self._stacks.pop(next(iter(self._stacks)))
+            stacks = cached[1]
+        masks: dict[tuple, torch.Tensor] = {}
+        for blocks in {blocks for _, _, blocks in stacks.values()}:
+            mask = torch.zeros(len(adapters), 1, sum(rank for _, rank, _ in blocks),
+                               device=self.device, dtype=self.dtype)
+            at = 0
+            for adapter_id, rank, scaling in blocks:
+                for row, adapter in enumerate(adapters):
+                    if id(adapter) == adapter_id:
+                        mask[row, 0, at:at + rank] = scaling
+                at += rank
+            masks[blocks] = mask
+        return RowLora(stacks, masks)
 
     def _linear(self, x: torch.Tensor, module: Any, key: tuple[int, str],
-                groups: list[tuple[torch.Tensor | None, LoraAdapter]]) -> torch.Tensor:
-        y = F.linear(x, module.weight, module.bias)
-        for index, adapter in groups:
-            lora = adapter.weights.get(key)
-            if lora is None:
-                continue
-            a, b, scaling = lora
-            if index is None:
-                y = y + F.linear(F.linear(x, a), b) * scaling
-            else:
-                part = F.linear(F.linear(x.index_select(0, index), a), b) * scaling
-                y = y.index_add(0, index, part)
-        return y
+                lora: RowLora | None, draft: DraftWeights | None = None) -> torch.Tensor:
+        if draft is None:
+            y = F.linear(x, module.weight, module.bias)
+        else:
+            y = draft.linear(x, key)
+            if module.bias is not None:
+                y = y + module.bias
+        stacked = lora.stacks.get(key) if lora is not None else None
+        if stacked is None:
+            return y
+        a, b, blocks = stacked
+        if lora.masks is None:  # one adapter: PEFT's own order, B(A(x)) * scaling
+            return y + F.linear(F.linear(x, a), b) * blocks[0][2]
+        return y + F.linear(F.linear(x, a) * lora.masks[blocks], b)
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, rows: slice,
-                 groups: list, *, prefill: bool, start: int | None = None) -> torch.Tensor:
+                 lora: RowLora | None, *, prefill: bool, start: int | None = None,
+                 draft: DraftWeights | None = None) -> torch.Tensor:
         """Logits of the last position, or of every position when `start` is given (one row
         continuing at `start`)."""
         batch, width = ids.shape
@@ -268,9 +296,9 @@ class BatchDecoder:
         for index, layer in enumerate(self.layers):
             attn = layer.self_attn
             x = layer.input_layernorm(hidden)
-            q = self._linear(x, attn.q_proj, (index, "q_proj"), groups)
-            k = self._linear(x, attn.k_proj, (index, "k_proj"), groups)
-            v = self._linear(x, attn.v_proj, (index, "v_proj"), groups)
+            q = self._linear(x, attn.q_proj, (index, "q_proj"), lora, draft)
+            k = self._linear(x, attn.k_proj, (index, "k_proj"), lora, draft)
+            v = self._linear(x, attn.v_proj, (index, "v_proj"), lora, draft)
             q = q.view(batch, width, self.heads, self.head_dim).transpose(1, 2)
             k = k.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2)
             v = v.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -294,17 +322,52 @@ class BatchDecoder:
                     q, k_cache[:batch, :, :span], v_cache[:batch, :, :span], attn_mask=mask,
                     enable_gqa=True, scale=attn.scaling)
             out = out.transpose(1, 2).reshape(batch, width, -1)
-            hidden = hidden + self._linear(out, attn.o_proj, (index, "o_proj"), groups)
+            hidden = hidden + self._linear(out, attn.o_proj, (index, "o_proj"), lora, draft)
             mlp = layer.mlp
             x = layer.post_attention_layernorm(hidden)
-            gate = self._linear(x, mlp.gate_proj, (index, "gate_proj"), groups)
-            up = self._linear(x, mlp.up_proj, (index, "up_proj"), groups)
+            gate = self._linear(x, mlp.gate_proj, (index, "gate_proj"), lora, draft)
+            up = self._linear(x, mlp.up_proj, (index, "up_proj"), lora, draft)
             hidden = hidden + self._linear(mlp.act_fn(gate) * up, mlp.down_proj,
-                                           (index, "down_proj"), groups)
+                                           (index, "down_proj"), lora, draft)
         if start is not None:
             return self.lm_head(self.norm(hidden)).float()
         last = self.norm(hidden[:, -1])
+        if draft is not None:
+            return draft.head(last)
         return self.lm_head(last).float()
+
+
+@dataclass(frozen=True)
+class RowLora:
+    """LoRA for a batch: per projection, every adapter's A and B side by side (A [R, in],
+    B [out, R], R = the ranks summed) and the blocks (adapter id, rank, scaling) they hold;
+    `masks` per block layout ([rows, 1, R]: a row's own adapter's scaling on its columns,
+    zero on the others'), or None when every row uses the one adapter. Each projection's
+    deltas for the whole batch are then two matrix multiplies instead of one pair per
+    adapter with row gathers."""
+
+    stacks: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor, tuple]]
+    masks: dict[tuple, torch.Tensor] | None
+
+
+STACKS_KEPT = 4  # adapter combinations whose stacked copies a decoder keeps (~20 MB per
+# r=16 adapter of SmolLM2-135M in each)
+
+
+def _stack(adapters: list[LoraAdapter]) -> dict[tuple[int, str], tuple[torch.Tensor,
+                                                                       torch.Tensor, tuple]]:
+    stacks = {}
+    for key in sorted({key for adapter in adapters for key in adapter.weights}):
+        having = [(id(adapter), adapter.weights[key]) for adapter in adapters
+                  if key in adapter.weights]
+        if len(having) == 1:
+            stacked_a, stacked_b = having[0][1][0], having[0][1][1]
+        else:
+            stacked_a = torch.cat([a for _, (a, _, _) in having])
+            stacked_b = torch.cat([b for _, (_, b, _) in having], dim=1)
+        blocks = tuple((adapter_id, a.shape[0], scaling) for adapter_id, (a, _, scaling) in having)
+        stacks[key] = (stacked_a, stacked_b, blocks)
+    return stacks
 
 
 def _pow2(n: int) -> int:

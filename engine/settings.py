@@ -13,6 +13,7 @@ from typing import Mapping
 from engine.errors import InvalidInput
 
 DEFAULT_BASE = "smollm2-135m-instruct"
+SPECULATION = ("auto", "lookup", "off")  # GPTSTORE_SPECULATION choices
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class Settings:
     """GPTSTORE_QUEUE_SIZE: chat requests waiting at most; more get 'busy'."""
     max_batch: int = 16
     """GPTSTORE_MAX_BATCH: chat requests generated together in one batch."""
+    speculation: str = "auto"
+    """GPTSTORE_SPECULATION: how one request decoding alone guesses ahead: auto (a 4-bit draft
+    of the model where it is faster, else prompt lookup), lookup, or off."""
     chat_rate_per_minute: int = 30
     """GPTSTORE_CHAT_RATE: chat turns per user per minute."""
     tune_rate_per_hour: int = 10
@@ -96,6 +100,10 @@ class Settings:
         jobs = env.get("GPTSTORE_JOBS", "local").strip().lower() or "local"
         if jobs not in ("local", "celery"):
             raise InvalidInput(f"GPTSTORE_JOBS must be local or celery, not {jobs!r}.")
+        speculation = env.get("GPTSTORE_SPECULATION", "auto").strip().lower() or "auto"
+        if speculation not in SPECULATION:
+            raise InvalidInput(
+                f"GPTSTORE_SPECULATION must be auto, lookup or off, not {speculation!r}.")
         broker = env.get("CELERY_BROKER_URL") or None
         if jobs == "celery" and not broker:
             raise InvalidInput(
@@ -120,6 +128,7 @@ class Settings:
             request_timeout_s=_number(env, "GPTSTORE_REQUEST_TIMEOUT", 120.0),
             queue_size=int(_number(env, "GPTSTORE_QUEUE_SIZE", 64, minimum=1)),
             max_batch=int(_number(env, "GPTSTORE_MAX_BATCH", 16, minimum=1)),
+            speculation=speculation,
             chat_rate_per_minute=int(_number(env, "GPTSTORE_CHAT_RATE", 30, minimum=1)),
             tune_rate_per_hour=int(_number(env, "GPTSTORE_TUNE_RATE", 10, minimum=1)),
             max_jobs_per_workspace=int(_number(env, "GPTSTORE_MAX_JOBS_PER_WORKSPACE", 2, minimum=1)),

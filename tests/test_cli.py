@@ -66,6 +66,17 @@ def test_a_bad_database_url_is_one_sentence(home: Path, capsys, monkeypatch) -> 
     assert "DATABASE_URL" in err
 
 
+@pytest.mark.parametrize("name, value", [("GPTSTORE_SPECULATION", "fast"),
+                                         ("GPTSTORE_MAX_BATCH", "lots")])
+def test_a_bad_setting_is_one_sentence_naming_it(home: Path, capsys, monkeypatch,
+                                                 name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    code, _, err = run(capsys, "search")
+    assert code == 1
+    assert_one_sentence(err)
+    assert name in err and value in err
+
+
 def test_a_corrupted_store_or_unreachable_server_is_one_sentence(home: Path, capsys,
                                                                  monkeypatch) -> None:
     home.mkdir(parents=True)

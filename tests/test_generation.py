@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.decoding import greedy, load_lora
-from engine.errors import Busy, InvalidInput
+from engine.errors import Busy, InvalidInput, StoreError
 from engine.generation import ChatRunner, build_prompt, on_loop
 from engine.hub import ModelHub
 from engine.settings import Settings
@@ -19,26 +19,28 @@ from engine.views import Target
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-@pytest.fixture(scope="session")
-def adapters(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Two random (non-zero) LoRA adapters for the tiny model, saved by PEFT."""
+def make_adapter(base: Path, folder: Path, seed: int, rank: int = 4,
+                 modules: str | list[str] = "all-linear") -> Path:
+    """A random (non-zero) LoRA adapter for the tiny model, saved by PEFT."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    folders = []
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        base = AutoModelForCausalLM.from_pretrained(tiny_base_dir)
-        config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
-                            init_lora_weights=False, task_type="CAUSAL_LM")
-        model = get_peft_model(base, config)
-        for name, param in model.named_parameters():  # big enough to change greedy answers
-            if "lora_B" in name:
-                param.data.normal_(0, 0.5)
-        folder = tmp_path_factory.mktemp(f"adapter-{seed}")
-        model.save_pretrained(folder)
-        folders.append(folder)
-    return folders
+    torch.manual_seed(seed)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=modules,
+                        init_lora_weights=False, task_type="CAUSAL_LM")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), config)
+    for name, param in model.named_parameters():  # big enough to change greedy answers
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def adapters(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two random LoRA adapters on every projection of the tiny model."""
+    return [make_adapter(tiny_base_dir, tmp_path_factory.mktemp(f"adapter-{seed}"), seed)
+            for seed in (1, 2)]
 
 
 @pytest.fixture
@@ -82,15 +84,13 @@ def test_an_adapter_answers_like_peft_does(hub: ModelHub, tiny_base_dir: Path,
     assert ours != greedy(model, ids, 16)
 
 
-def test_requests_batched_together_answer_as_they_would_alone(
-        settings: Settings, hub: ModelHub, tiny_base_dir: Path, adapters: list[Path]) -> None:
-    targets = [target(tiny_base_dir, adapters[0]), target(tiny_base_dir),
-               target(tiny_base_dir, adapters[1])]
+def answers_alone_and_together(hub: ModelHub, settings: Settings,
+                               targets: list[Target]) -> tuple[list[str], list[str], int]:
+    """Each target's answer asked alone; then all submitted while the runner's first step is
+    held, so they share a batch: (alone, together, the largest batch seen)."""
     alone = ChatRunner(hub, settings)
     expected = [alone.answer(t, QUESTION, max_new_tokens=12).text for t in targets]
     alone.close()
-    assert len(set(expected)) == 3  # the adapters really change the answers
-
     gate, sizes = threading.Event(), []
 
     def hold_first_step(rows: int) -> None:
@@ -100,9 +100,43 @@ def test_requests_batched_together_answer_as_they_would_alone(
     runner = ChatRunner(hub, settings, before_step=hold_first_step)
     futures = [runner.submit(t, QUESTION, max_new_tokens=12) for t in targets]
     gate.set()
-    assert [f.result(timeout=60).text for f in futures] == expected
-    assert max(sizes) == 3
+    together = [f.result(timeout=60).text for f in futures]
     runner.close()
+    return expected, together, max(sizes)
+
+
+def test_requests_batched_together_answer_as_they_would_alone(
+        settings: Settings, hub: ModelHub, tiny_base_dir: Path, adapters: list[Path]) -> None:
+    targets = [target(tiny_base_dir, adapters[0]), target(tiny_base_dir),
+               target(tiny_base_dir, adapters[1])]
+    alone, together, batch = answers_alone_and_together(hub, settings, targets)
+    assert len(set(alone)) == 3  # the adapters really change the answers
+    assert together == alone and batch == 3
+
+
+def test_adapters_of_different_ranks_and_projections_share_a_batch(
+        settings: Settings, hub: ModelHub, tiny_base_dir: Path, adapters: list[Path],
+        tmp_path: Path) -> None:
+    narrow = make_adapter(tiny_base_dir, tmp_path / "narrow", seed=5, rank=2,
+                          modules=["q_proj", "v_proj"])
+    targets = [target(tiny_base_dir, narrow), target(tiny_base_dir, adapters[0]),
+               target(tiny_base_dir), target(tiny_base_dir, narrow)]
+    alone, together, batch = answers_alone_and_together(hub, settings, targets)
+    assert len(set(alone)) == 3
+    assert together == alone and batch == 4
+
+
+def test_call_runs_on_the_worker_thread_and_reports_errors(settings: Settings,
+                                                           hub: ModelHub) -> None:
+    runner = ChatRunner(hub, settings)
+    assert runner.call(lambda: threading.current_thread().name).result(timeout=60) == \
+        "chat-runner"
+    with pytest.raises(ZeroDivisionError):
+        runner.call(lambda: 1 / 0).result(timeout=60)
+    assert runner.call(lambda: "still serving").result(timeout=60) == "still serving"
+    runner.close()
+    with pytest.raises(StoreError, match="stopped"):
+        runner.call(lambda: None)
 
 
 def test_streamed_pieces_join_into_the_answer(settings: Settings, hub: ModelHub,

@@ -11,7 +11,7 @@ HEAVY = {"torch", "transformers", "peft"}
 # Modules allowed to import torch/transformers/peft (inside the engine, plus benchmarks).
 HEAVY_OK = {"engine/hub.py", "engine/generation.py", "engine/training.py",
             "engine/evaluation.py", "engine/tuning.py", "engine/decoding.py",
-            "engine/retraining.py"}
+            "engine/retraining.py", "engine/drafting.py"}
 
 
 def imports(path: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""The real bundled SmolLM2: the GGUF converts once into a cache, and it knows Paris."""
+"""The real bundled SmolLM2: the GGUF converts once into a cache, it knows Paris, and its
+4-bit draft changes no answer."""
 
 from __future__ import annotations
 
@@ -48,3 +49,29 @@ def test_the_bundled_model_names_paris(real_settings: Settings) -> None:
                            max_new_tokens=24)
     runner.close()
     assert "Paris" in answer.text
+
+
+def test_the_4bit_draft_answers_as_generate_does_in_fewer_passes(real_settings: Settings) -> None:
+    import torch
+
+    from engine import drafting
+    from engine.decoding import BatchDecoder
+    from engine.speculative import speculate_with_draft
+
+    model, tokenizer = ModelHub(real_settings).load(BUNDLED)
+    draft = drafting.build(model, check_speed=False)
+    if draft is None:
+        pytest.skip("this torch build has no 4-bit CPU kernels")
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Give me three tips for writing clear emails."}],
+        add_generation_prompt=True, tokenize=True, return_dict=False)
+    with torch.inference_mode():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=48, do_sample=False)
+    expected = out[0, len(ids):].tolist()
+    decoder = BatchDecoder(model, max_rows=1, max_len=len(ids) + 64)
+    tokens, checks = [decoder.add(ids, None)], 0
+    while len(tokens) < len(expected):
+        tokens += speculate_with_draft(decoder, draft, ids + tokens, max_draft=8)
+        checks += 1
+    assert tokens[:len(expected)] == expected
+    assert checks <= len(expected) // 3  # most guesses kept: a few full passes, not 48

@@ -231,14 +231,15 @@ def test_a_mention_delivered_twice_is_answered_once_and_a_reaction_is_feedback(
     rig.fake.wait_for("chat.postMessage", lambda p: p.get("thread_ts") == "3.000100",
                       timeout=TIMEOUT)
     rig.fake.wait_for("chat.update", lambda p: not p["text"].endswith(" …"), timeout=TIMEOUT)
-    answers = rig.fake.wait_for("chat.postMessage", lambda p: p.get("thread_ts") == "3.000100")
+    answers = rig.fake.wait_for("chat.postMessage", lambda p: p.get("thread_ts") == "3.000100",
+                                timeout=TIMEOUT)
     answer_ts = answers[0].result["ts"]
     reaction = {"type": "reaction_added", "user": "U2", "reaction": "+1", "item_user": "UBOT",
                 "item": {"type": "message", "channel": "C9", "ts": answer_ts},
                 "event_ts": "3.000500"}
     rig.send.event(reaction, event_id="Ev7")
     rig.send.event(reaction, event_id="Ev7", retry=1)
-    thanks = rig.fake.wait_for("chat.postEphemeral")[0].params
+    thanks = rig.fake.wait_for("chat.postEphemeral", timeout=TIMEOUT)[0].params
     assert thanks["user"] == "U2" and "Thanks" in thanks["text"]
     rig.drain()
     assert len([c for c in rig.fake.calls("chat.postMessage")

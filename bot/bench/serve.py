@@ -6,10 +6,11 @@ One run with the real bundled SmolLM2 on the machine's device:
   baseline that answers them one at a time with PEFT `set_adapter` + `generate`;
   `ratio` = our tokens/s / baseline tokens/s (goal >= 4), and how many answers are identical;
 - single stream: a set of support questions (FAQ entries as context, and plain questions),
-  one request at a time on the base model, ChatRunner (lean loop + prompt-lookup speculation)
-  against plain `generate`, interleaved (ours, generate, ours, generate, ...) so both see the
-  same machine load; best of `--rounds` runs per prompt and method; identical answers
-  required; goal >= 2x. The lean loop without speculation is timed alongside;
+  one request at a time on the base model, ChatRunner (lean loop + speculation with the 4-bit
+  draft where it is faster, else prompt lookup) against plain `generate`, interleaved per
+  prompt so every method sees the same machine load; best of `--rounds` runs per prompt and
+  method; identical answers required; goal >= 2x. Prompt lookup alone and the lean loop
+  without speculation are timed alongside;
 - time to first token p50/p95 of the batched requests, and adapter cold-load time.
 Options: --tokens N (new tokens per batched answer, default 48; single stream uses 2N),
 --rounds N (single-stream rounds, default 2), --single-only (skip the batched part).
@@ -53,23 +54,30 @@ def run(args: list[str]) -> dict[str, Any]:
     hf_logging.set_verbosity_error()
     new_tokens = int(args[args.index("--tokens") + 1]) if "--tokens" in args else 48
     rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 2
-    settings = Settings.from_env()
+    settings = Settings.from_env().with_(max_batch=16, queue_size=64, speculation="auto")
     hub = ModelHub(settings)
-    model, tokenizer = hub.load(BUNDLED)
-    if "--single-only" in args:
-        return {"device": str(hub.device()), "threads": torch.get_num_threads(),
-                "single_stream": _single_stream(hub, settings, model, new_tokens * 2, rounds)}
-    folder = hub.base_weights_path(BUNDLED)
-    with tempfile.TemporaryDirectory() as temp:
-        adapters = _make_adapters(folder, Path(temp), hub)
-        requests = [(QUESTIONS[i], adapters[i % len(adapters)]) for i in range(len(QUESTIONS))]
-        cold = _cold_load(hub, adapters[0])
-        # Ours first: torch's CPU thread team of a thread that did heavy work (here the main
-        # thread running the baseline) slows a second thread's team on 2 cores (measured:
-        # 67 -> 19 tokens/s). The runner's thread has exited before the baseline starts.
-        ours_tps, ours_answers, ttft = _ours_batch(hub, settings, requests, new_tokens)
-        base_tps, base_answers = _baseline_batch(folder, hub, tokenizer, requests, new_tokens)
-        single = _single_stream(hub, settings, model, new_tokens * 2, rounds)
+    # Every torch call runs on the runner's one worker thread (runner.call): torch's CPU
+    # thread pool belongs to the calling thread, and a second pool (say, the main thread's,
+    # after it ran a baseline) halves the speed of the runner's small operations on 2 cores.
+    runner = ChatRunner(hub, settings)
+    try:
+        model, tokenizer = runner.call(lambda: hub.load(BUNDLED)).result()
+        if "--single-only" in args:
+            return {"device": str(hub.device()), "threads": torch.get_num_threads(),
+                    "single_stream": _single_stream(runner, hub, model, new_tokens * 2,
+                                                    rounds)}
+        folder = hub.base_weights_path(BUNDLED)
+        with tempfile.TemporaryDirectory() as temp:
+            adapters = runner.call(lambda: _make_adapters(folder, Path(temp), hub)).result()
+            requests = [(QUESTIONS[i], adapters[i % len(adapters)])
+                        for i in range(len(QUESTIONS))]
+            cold = runner.call(lambda: _cold_load(hub, adapters[0])).result()
+            ours_tps, ours_answers, ttft = _ours_batch(runner, requests, new_tokens)
+            base_tps, base_answers = runner.call(lambda: _baseline_batch(
+                folder, hub, tokenizer, requests, new_tokens)).result()
+            single = _single_stream(runner, hub, model, new_tokens * 2, rounds)
+    finally:
+        runner.close()
     same = sum(a == b for a, b in zip(ours_answers, base_answers))
     return {
         "device": str(hub.device()),
@@ -161,9 +169,8 @@ def _target(adapter: str | None) -> Target:
                   adapter_path=adapter, version=1, version_id=None)
 
 
-def _ours_batch(hub: ModelHub, settings: Settings, requests: list,
+def _ours_batch(runner: ChatRunner, requests: list,
                 new_tokens: int) -> tuple[float, list[str], list[int]]:
-    runner = ChatRunner(hub, settings.with_(max_batch=16, queue_size=64))
     runner.answer(_target(None), [{"role": "user", "content": "Hi"}], max_new_tokens=2)  # warm
     start = time.perf_counter()
     futures = [runner.submit(_target(adapter), [{"role": "user", "content": question}],
@@ -171,7 +178,6 @@ def _ours_batch(hub: ModelHub, settings: Settings, requests: list,
                for question, adapter in requests]
     results = [future.result() for future in futures]
     elapsed = time.perf_counter() - start
-    runner.close()
     total = sum(r.tokens for r in results)
     return total / elapsed, [r.text for r in results], [r.first_token_ms for r in results]
 
@@ -189,64 +195,73 @@ def _single_conversations() -> list[list[dict[str, str]]]:
     return chats + [[{"role": "user", "content": q}] for q in SINGLE_PLAIN]
 
 
-def _single_stream(hub: ModelHub, settings: Settings, model: Any, new_tokens: int,
+def _single_stream(runner: ChatRunner, hub: ModelHub, model: Any, new_tokens: int,
                    rounds: int) -> dict[str, Any]:
-    """One request at a time on the base model; ours and `generate` interleaved per prompt."""
+    """One request at a time on the base model; every method interleaved per prompt, all on
+    the runner's thread. The runner's speculation mode is switched between requests."""
     import os
 
     import torch
 
     _, tokenizer = hub.load(BUNDLED)
     chats = _single_conversations()
-    runners = {"ours": ChatRunner(hub, settings),
-               "lean_loop": ChatRunner(hub, settings, speculative=False)}
-    runners["ours"].answer(_target(None), [{"role": "user", "content": "Hi"}], max_new_tokens=2)
-    best: dict[str, list[float]] = {name: [float("inf")] * len(chats)
-                                    for name in ("ours", "generate", "lean_loop")}
-    tokens: dict[str, list[int]] = {name: [0] * len(chats) for name in best}
-    texts: dict[str, list[str]] = {name: [""] * len(chats) for name in best}
+    modes = {"ours": "auto", "prompt_lookup": "lookup", "lean_loop": "off"}
+    runner.answer(_target(None), [{"role": "user", "content": "Hi"}], max_new_tokens=2)  # warm
+
+    def generate(ids: list[int]) -> list[int]:
+        with torch.inference_mode():
+            out = model.generate(torch.tensor([ids], device=hub.device()),
+                                 max_new_tokens=new_tokens, do_sample=False)
+        return [t for t in out[0, len(ids):].tolist() if t != tokenizer.eos_token_id]
+
+    names = ("ours", "generate", "prompt_lookup", "lean_loop")
+    best: dict[str, list[float]] = {name: [float("inf")] * len(chats) for name in names}
+    tokens: dict[str, list[int]] = {name: [0] * len(chats) for name in names}
+    texts: dict[str, list[str]] = {name: [""] * len(chats) for name in names}
     for _ in range(rounds):
         for i, chat in enumerate(chats):
-            for name in ("ours", "generate", "lean_loop"):
+            for name in names:
                 start = time.perf_counter()
                 if name == "generate":
                     ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True,
                                                         tokenize=True, return_dict=False)
-                    with torch.inference_mode():
-                        out = model.generate(torch.tensor([ids], device=hub.device()),
-                                             max_new_tokens=new_tokens, do_sample=False)
-                    produced = [t for t in out[0, len(ids):].tolist()
-                                if t != tokenizer.eos_token_id]
+                    produced = runner.call(lambda: generate(ids)).result()
                     count, text = len(produced), _new_text(tokenizer, produced)
                 else:
-                    answer = runners[name].answer(_target(None), chat,
-                                                  max_new_tokens=new_tokens, timeout=600)
+                    runner.speculation = modes[name]
+                    answer = runner.answer(_target(None), chat, max_new_tokens=new_tokens,
+                                           timeout=600)
                     count, text = answer.tokens, answer.text
                 best[name][i] = min(best[name][i], time.perf_counter() - start)
                 tokens[name][i], texts[name][i] = count, text
-    for runner in runners.values():
-        runner.close()
-    speed = {name: sum(tokens[name]) / sum(best[name]) for name in best}
-    faq = slice(0, FAQ_ROWS)
-    faq_speed = {name: sum(tokens[name][faq]) / sum(best[name][faq]) for name in best}
-    same = sum(a == b for a, b in zip(texts["ours"], texts["generate"]))
-    return {
+    runner.speculation = "auto"
+    drafted = runner.call(lambda: runner.draft_for(BUNDLED)).result() is not None
+
+    def speed(name: str, part: slice = slice(None)) -> float:
+        return sum(tokens[name][part]) / sum(best[name][part])
+
+    faq, plain = slice(0, FAQ_ROWS), slice(FAQ_ROWS, None)
+    figures: dict[str, Any] = {
         "prompts": len(chats),
         "with_faq_context": FAQ_ROWS,
         "new_tokens": new_tokens,
         "rounds": rounds,
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "generate_tokens_per_s": round(speed["generate"], 2),
-        "ours_tokens_per_s": round(speed["ours"], 2),
-        "lean_loop_tokens_per_s": round(speed["lean_loop"], 2),
-        "ratio": round(speed["ours"] / speed["generate"], 2),
-        "ratio_lean_loop": round(speed["lean_loop"] / speed["generate"], 2),
-        "ratio_faq_context": round(faq_speed["ours"] / faq_speed["generate"], 2),
-        "ratio_plain_questions": round(
-            (sum(tokens["ours"][FAQ_ROWS:]) / sum(best["ours"][FAQ_ROWS:]))
-            / (sum(tokens["generate"][FAQ_ROWS:]) / sum(best["generate"][FAQ_ROWS:])), 2),
-        "identical_answers": f"{same}/{len(chats)}",
+        "speculation": "4-bit draft" if drafted else "prompt lookup (no fast 4-bit kernels)",
+        "generate_tokens_per_s": round(speed("generate"), 2),
+        "ours_tokens_per_s": round(speed("ours"), 2),
+        "ratio": round(speed("ours") / speed("generate"), 2),
+        "ratio_faq_context": round(speed("ours", faq) / speed("generate", faq), 2),
+        "ratio_plain_questions": round(speed("ours", plain) / speed("generate", plain), 2),
+        "identical_answers": f"{sum(a == b for a, b in zip(texts['ours'], texts['generate']))}"
+                             f"/{len(chats)}",
     }
+    for name in ("prompt_lookup", "lean_loop"):
+        figures[f"{name}_tokens_per_s"] = round(speed(name), 2)
+        figures[f"ratio_{name}"] = round(speed(name) / speed("generate"), 2)
+        same = sum(a == b for a, b in zip(texts[name], texts["generate"]))
+        figures[f"identical_answers_{name}"] = f"{same}/{len(chats)}"
+    return figures
 
 
 def _p95(values: list[int]) -> float:
