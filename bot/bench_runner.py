@@ -10,7 +10,8 @@ from typing import Any
 KNOWN = {
     "search": "search latency p50/p95 over 100,000 store entries",
     "load": "base model load time: GGUF against the safetensors cache",
-    "serve": "chat throughput: batched answers against one-at-a-time generate",
+    "serve": "chat speed: batched answers against one-at-a-time generate, one stream against "
+             "plain generate",
     "train": "training tokens/s: our loop against transformers Trainer + PEFT",
     "quality": "token F1 on the sample FAQ after tuning, against the base model",
     "slack": "Slack adapter: acknowledgement latency under load",

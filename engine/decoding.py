@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from engine.drafting import DraftWeights
+from engine.drafting import FUSED, DraftWeights
 from engine.errors import ModelUnavailable
 
 SUPPORTED_TYPES = {"llama", "mistral", "qwen2"}
@@ -260,11 +260,26 @@ class BatchDecoder:
     def _linear(self, x: torch.Tensor, module: Any, key: tuple[int, str],
                 lora: RowLora | None, draft: DraftWeights | None = None) -> torch.Tensor:
         if draft is None:
-            y = F.linear(x, module.weight, module.bias)
-        else:
-            y = draft.linear(x, key)
-            if module.bias is not None:
-                y = y + module.bias
+            return self._delta(F.linear(x, module.weight, module.bias), x, key, lora)
+        return self._delta(draft.linear(x, key), x, key, lora, module.bias)
+
+    def _project(self, x: torch.Tensor, modules: tuple, index: int, fused: str,
+                 lora: RowLora | None, draft: DraftWeights | None) -> list[torch.Tensor]:
+        """x through projections that share it (q, k, v or gate, up): one multiply of the
+        draft's stacked matrix, or one per projection with the full weights."""
+        names = FUSED[fused]
+        if draft is None:
+            return [self._linear(x, m, (index, n), lora) for m, n in zip(modules, names)]
+        outs = draft.linear(x, (index, fused)).split([m.out_features for m in modules], -1)
+        return [self._delta(out, x, (index, name), lora, m.bias)
+                for out, m, name in zip(outs, modules, names)]
+
+    @staticmethod
+    def _delta(y: torch.Tensor, x: torch.Tensor, key: tuple[int, str], lora: RowLora | None,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
+        """y plus `bias` (when the multiply did not add it) and the rows' LoRA deltas."""
+        if bias is not None:
+            y = y + bias
         stacked = lora.stacks.get(key) if lora is not None else None
         if stacked is None:
             return y
@@ -296,9 +311,8 @@ class BatchDecoder:
         for index, layer in enumerate(self.layers):
             attn = layer.self_attn
             x = layer.input_layernorm(hidden)
-            q = self._linear(x, attn.q_proj, (index, "q_proj"), lora, draft)
-            k = self._linear(x, attn.k_proj, (index, "k_proj"), lora, draft)
-            v = self._linear(x, attn.v_proj, (index, "v_proj"), lora, draft)
+            q, k, v = self._project(x, (attn.q_proj, attn.k_proj, attn.v_proj), index, "qkv",
+                                    lora, draft)
             q = q.view(batch, width, self.heads, self.head_dim).transpose(1, 2)
             k = k.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2)
             v = v.view(batch, width, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -325,8 +339,8 @@ class BatchDecoder:
             hidden = hidden + self._linear(out, attn.o_proj, (index, "o_proj"), lora, draft)
             mlp = layer.mlp
             x = layer.post_attention_layernorm(hidden)
-            gate = self._linear(x, mlp.gate_proj, (index, "gate_proj"), lora, draft)
-            up = self._linear(x, mlp.up_proj, (index, "up_proj"), lora, draft)
+            gate, up = self._project(x, (mlp.gate_proj, mlp.up_proj), index, "gate_up", lora,
+                                     draft)
             hidden = hidden + self._linear(mlp.act_fn(gate) * up, mlp.down_proj,
                                            (index, "down_proj"), lora, draft)
         if start is not None:

@@ -146,7 +146,7 @@ def test_a_draft_cut_short_keeps_only_the_agreeing_guesses(tiny: tuple) -> None:
     ref = generate(model, ids, 20)
     cut = next(i for i in range(2, 20) if ref[i] not in ref[:i])
     banned = ref[cut]
-    weights = {key: module.weight for key, module in drafting._projections(model).items()}
+    weights = drafting.draft_matrices(model)
 
     class Stubborn(drafting.DraftWeights):  # the exact weights, but never says `banned`
         def linear(self, x, key):
