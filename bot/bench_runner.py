@@ -46,11 +46,22 @@ def run_bench(name: str | None, args: list[str], *, as_json: bool = False) -> in
         print(json.dumps(figures, indent=2, default=str))
     else:
         print(f"bench {name}: {KNOWN[name]}")
-        for key, value in figures.items():
-            print(f"  {key:<28} {_show(value)}")
+        for key, value in _flat(figures):
+            print(f"  {key:<34} {_show(value)}")
         if isinstance(figures.get("ratio"), (int, float)):
             print(f"  ours / baseline: {figures['ratio']:.2f}x (higher is better)")
     return 0
+
+
+def _flat(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested figures as (dotted.key, value) rows, so each sits on its own line."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in figures.items():
+        if isinstance(value, dict) and value:
+            rows += _flat(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
 
 
 def _show(value: Any) -> str:

@@ -192,6 +192,14 @@ def test_bench_lists_the_benchmarks_and_refuses_unknown_ones(home: Path, capsys)
     assert code == 2 and "Did you mean 'search'" in err
 
 
+def test_nested_benchmark_figures_get_a_line_each() -> None:
+    from bot.bench_runner import _flat
+
+    figures = {"ratio": 6.02, "single_stream": {"ratio": 2.56, "load_average": [2.0, 1.7]}}
+    assert _flat(figures) == [("ratio", 6.02), ("single_stream.ratio", 2.56),
+                              ("single_stream.load_average", [2.0, 1.7])]
+
+
 def test_serve_without_tokens_says_what_to_set(home: Path, capsys, monkeypatch) -> None:
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN"):
         monkeypatch.delenv(name, raising=False)
