@@ -164,7 +164,8 @@ class BatchDecoder:
         self._reserve(self.rows, start + len(tokens) + 1)
         ids = torch.tensor([tokens], device=self.device)
         positions = torch.arange(start, start + len(tokens), device=self.device)[None]
-        lora = self._row_lora([self.adapters[row]])
+        # Alone in the batch (speculation, every round), the row's LoRA is the batch's.
+        lora = self._lora if self.rows == 1 else self._row_lora([self.adapters[row]])
         logits = self._forward(ids, positions, slice(row, row + 1), lora, prefill=True,
                                start=start)
         self.lengths[row] = start + len(tokens)

@@ -292,13 +292,13 @@ class ChatRunner:
             from engine.speculative import DRAFT_TOKENS, speculate, speculate_with_draft
 
             request = decoder.payloads[0]
-            history = request.prompt + request.tokens
             draft = self._drafts.get(decoder.base) if self.speculation == "auto" else None
             if draft is not None:
                 room = request.max_new_tokens - len(request.tokens) - 1
-                tokens = speculate_with_draft(decoder, draft, history, min(DRAFT_TOKENS, room))
+                tokens = speculate_with_draft(decoder, draft, request.tokens[-1],
+                                              min(DRAFT_TOKENS, room))
             else:
-                tokens = speculate(decoder, history)
+                tokens = speculate(decoder, request.prompt + request.tokens)
             for i, token in enumerate(tokens):
                 self._advance(decoder, 0, token, ahead=len(tokens) - 1 - i)
                 if decoder.rows == 0:

@@ -58,17 +58,18 @@ def speculate(decoder: Any, history: list[int], max_draft: int = MAX_DRAFT) -> l
     return predicted[:kept + 1]
 
 
-def speculate_with_draft(decoder: Any, draft: Any, history: list[int],
+def speculate_with_draft(decoder: Any, draft: Any, last: int,
                          max_draft: int = DRAFT_TOKENS) -> list[int]:
-    """Like `speculate`, with the guesses made by the draft weights: up to `max_draft` draft
-    steps (stopping at an end token), one full pass over them, the agreeing prefix kept."""
+    """Like `speculate`, with the guesses made by the draft weights from `last` (the row's
+    newest token, not yet fed): up to `max_draft` draft steps (stopping at an end token), one
+    full pass over them, the agreeing prefix kept."""
     if decoder.rows != 1:
         raise ValueError("speculate_with_draft() runs a decoder with exactly one row")
     start = decoder.lengths[0]
     count = min(max_draft, decoder.max_len - start - 2)
     if count <= 0:
-        return decoder.step([history[-1]])
-    guess = [history[-1]]
+        return decoder.step([last])
+    guess = [last]
     while len(guess) <= count and (len(guess) == 1 or guess[-1] not in decoder.stop):
         guess.append(decoder.step([guess[-1]], draft=draft)[0])
     decoder.rewind(0, start)
@@ -96,7 +97,7 @@ def greedy_speculative(model: Any, prompt: list[int], max_new_tokens: int,
     max_draft = max_draft or (DRAFT_TOKENS if draft is not None else MAX_DRAFT)
     while tokens[-1] not in stop and len(tokens) < max_new_tokens:
         if draft is not None:
-            ahead = speculate_with_draft(decoder, draft, prompt + tokens,
+            ahead = speculate_with_draft(decoder, draft, tokens[-1],
                                          min(max_draft, max_new_tokens - len(tokens) - 1))
         else:
             ahead = speculate(decoder, prompt + tokens, max_draft)

@@ -132,7 +132,7 @@ def test_the_draft_gives_several_tokens_per_full_pass(tiny: tuple, draft) -> Non
     decoder = Counting(model, max_rows=1, max_len=256)
     tokens = [decoder.add(ids, None)]
     while len(tokens) < 40:
-        tokens += speculate_with_draft(decoder, draft, ids + tokens, max_draft=6)
+        tokens += speculate_with_draft(decoder, draft, tokens[-1], max_draft=6)
     assert tokens[:40] == ref
     # Plain decoding makes 40 full passes (prefill + 39 steps); kept guesses save some. (The
     # random tiny model is hard to guess; the real model needs ~6: tests/test_real_model.py.)
@@ -161,7 +161,7 @@ def test_a_draft_cut_short_keeps_only_the_agreeing_guesses(tiny: tuple) -> None:
     first = decoder.add(ids, None)
     start = decoder.lengths[0]
     ahead = speculate_with_draft(decoder, Stubborn({}, model.lm_head.weight),
-                                 ids + [first], max_draft=cut + 3)
+                                 first, max_draft=cut + 3)
     assert ahead == ref[1:cut + 1]  # the guesses before `banned`, then the model's own
     assert decoder.lengths[0] == start + cut  # the rejected guesses are gone from the cache
     tokens = [first, *ahead]
