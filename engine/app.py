@@ -11,21 +11,21 @@ a fixed clock, a tiny model hub or an inline job backend.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Callable
 
+from engine.catalog.service import Catalog
+from engine.chat import ChatService
+from engine.datasets.service import Datasets
 from engine.errors import StoreError
+from engine.jobs.backends import JobBackend, make_backend
+from engine.jobs.service import JobService
+from engine.retraining.service import Retrainer
+from engine.serving.runner import ChatRunner
 from engine.settings import Settings
+from engine.weights import ModelHub
+from storage import events
 from storage.db import Database
-
-if TYPE_CHECKING:  # the services import each other lazily to keep startup fast
-    from engine.catalog import Catalog
-    from engine.chat import ChatService
-    from engine.datasets import Datasets
-    from engine.generation import ChatRunner
-    from engine.hub import ModelHub
-    from engine.jobs import JobService
-    from engine.retrain import Retrainer
 
 Clock = Callable[[], datetime]
 
@@ -39,13 +39,13 @@ class Engine:
     settings: Settings
     db: Database
     clock: Clock = system_clock
-    hub: "ModelHub" = field(init=False)
-    catalog: "Catalog" = field(init=False)
-    datasets: "Datasets" = field(init=False)
-    jobs: "JobService" = field(init=False)
-    runner: "ChatRunner" = field(init=False)
-    chat: "ChatService" = field(init=False)
-    retrainer: "Retrainer" = field(init=False)
+    hub: ModelHub = field(init=False)
+    catalog: Catalog = field(init=False)
+    datasets: Datasets = field(init=False)
+    jobs: JobService = field(init=False)
+    runner: ChatRunner = field(init=False)
+    chat: ChatService = field(init=False)
+    retrainer: Retrainer = field(init=False)
 
     @classmethod
     def open(
@@ -53,9 +53,9 @@ class Engine:
         settings: Settings,
         *,
         clock: Clock = system_clock,
-        hub: "ModelHub | None" = None,
-        runner: "ChatRunner | None" = None,
-        job_backend: object | None = None,
+        hub: ModelHub | None = None,
+        runner: ChatRunner | None = None,
+        job_backend: JobBackend | None = None,
         migrate: bool = True,
     ) -> "Engine":
         """Open (and upgrade) the store under settings.home and wire the services."""
@@ -67,15 +67,8 @@ class Engine:
         engine._wire(hub=hub, runner=runner, job_backend=job_backend)
         return engine
 
-    def _wire(self, *, hub, runner, job_backend) -> None:
-        from engine.catalog import Catalog
-        from engine.chat import ChatService
-        from engine.datasets import Datasets
-        from engine.generation import ChatRunner
-        from engine.hub import ModelHub
-        from engine.jobs import JobService, make_backend
-        from engine.retrain import Retrainer
-
+    def _wire(self, *, hub: ModelHub | None, runner: ChatRunner | None,
+              job_backend: JobBackend | None) -> None:
         self.hub = hub or ModelHub(self.settings)
         self.catalog = Catalog(self.db, self.settings, self.clock)
         self.catalog.ensure_bundled_base()
@@ -88,20 +81,27 @@ class Engine:
 
     def housekeeping(self) -> dict[str, int]:
         """Periodic clean-up: conversation logs past their retention, old platform event ids."""
-        from datetime import timedelta
-
-        from storage import events
-
         purged = self.chat.purge_old()
         with self.db.session() as session:
             keys = events.purge_before(session, self.clock() - timedelta(days=2))
         return {"messages": purged, "event_keys": keys}
+
+    def first_time(self, key: str) -> bool:
+        """True exactly once per key across every process sharing the store: platform
+        retries, duplicate deliveries and several serve processes act on an event once."""
+        return bool(self.db.retrying(lambda session: events.first_time(session, key)))
 
     def close(self) -> None:
         for service in (getattr(self, "runner", None), getattr(self, "jobs", None)):
             if service is not None and hasattr(service, "close"):
                 service.close()
         self.db.close()
+
+
+def open_engine(settings: Settings) -> Engine:
+    """The job worker's engine factory (WorkerPlan.engine_factory names it): the full Engine
+    on a store that the submitting process has already migrated."""
+    return Engine.open(settings, migrate=False)
 
 
 def _prepare_home(settings: Settings) -> None:

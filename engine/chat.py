@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Callable, Optional, Protocol
 
-from engine.catalog import Catalog
+from engine.catalog.service import Catalog
 from engine.errors import InvalidInput, NotFound
 from engine.identity import Caller
 from engine.limits import RateLimiter
@@ -21,7 +21,7 @@ HISTORY_LIMIT = 20  # messages of a conversation handed back as context
 
 
 class Runner(Protocol):
-    """What ChatService needs from engine.generation.ChatRunner."""
+    """What ChatService needs from engine.serving.runner.ChatRunner."""
 
     def answer(self, target: Target, messages: list[dict[str, str]], *,
                on_token: Optional[Callable[[str], Any]] = None) -> Any: ...  # .text .tokens .latency_ms

@@ -20,7 +20,7 @@ from storage.errors import DatabaseError, StorageError
 
 __all__ = [
     "StoreError", "NotFound", "InvalidInput", "DatasetInvalid", "PermissionDenied", "Busy",
-    "Conflict", "ModelUnavailable", "DatabaseError", "StorageError",
+    "Conflict", "ModelUnavailable", "DatabaseError", "StorageError", "Cancelled",
 ]
 
 
@@ -63,6 +63,9 @@ class ModelUnavailable(StoreError):
     """A model's weights cannot be found or loaded."""
 
 
+class Cancelled(Exception):
+    """Raised inside a job body when the user cancelled; the worker records `cancelled`.
+    Not a StoreError: it is a way out of a job, never a message for a chat user."""
 
 
 def is_user_error(exc: BaseException) -> bool:

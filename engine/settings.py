@@ -6,7 +6,7 @@ Nothing reads os.environ anywhere else. Validation errors name the variable at f
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -135,6 +135,10 @@ class Settings:
             retrain_min_examples=int(_number(env, "GPTSTORE_RETRAIN_MIN_EXAMPLES", 10, minimum=0)),
             log_retention_days=int(_number(env, "GPTSTORE_LOG_RETENTION_DAYS", 90, minimum=0)),
         )
+
+
+SECRET_FIELDS = frozenset(f.name for f in fields(Settings) if not f.repr)
+"""Settings that are secrets (platform tokens): never printed, never sent to workers."""
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:

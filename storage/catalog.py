@@ -10,8 +10,14 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import bindparam, func, insert, or_, text, update
 from sqlmodel import Session, select
 
-from storage.search import (WINDOWS, SearchFilters, SearchWindows, Viewer, ranked_ids,
-                            search_terms)
+from storage.search import (
+    WINDOWS,
+    SearchFilters,
+    SearchWindows,
+    Viewer,
+    ranked_ids,
+    search_terms,
+)
 from storage.tables import DeploymentRecord, ModelRecord, ModelVersionRecord
 
 __all__ = ["SearchFilters", "Viewer", "search", "search_terms"]  # search lives in storage.search

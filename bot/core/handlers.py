@@ -7,8 +7,14 @@ turns engine errors into error replies.
 
 from __future__ import annotations
 
-from bot.core.cards import (card_reply, dataset_reply, job_reply, jobs_reply, search_reply,
-                            versions_reply)
+from bot.core.cards import (
+    card_reply,
+    job_reply,
+    jobs_reply,
+    search_reply,
+    versions_reply,
+)
+from bot.core.help import help_reply
 from bot.core.reply import Button, Reply
 from bot.core.spec import Request, arg, command, opt
 
@@ -191,8 +197,7 @@ def forget_me(req: Request) -> Reply:
 @command("help", "help [COMMAND]", arg("command", "a command's name", required=False))
 def help(req: Request) -> Reply:  # noqa: A001 - the command is called help
     """Show the commands, or one command's options."""
-    from bot.core.help import help_reply
-    return help_reply(ALL, req.get("command"))
+    return help_reply(req.commands, req.get("command"))
 
 
 ALL = (search, info, tune, jobs, job, cancel, chat, deploy, undeploy, publish, versions,

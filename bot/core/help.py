@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 from bot.core.reply import Reply
+from bot.core.spec import CommandSpec
+from bot.core.suggest import did_you_mean
 from engine.errors import InvalidInput
 
 
-def help_reply(handlers: Sequence[Callable], name: str | None = None) -> Reply:
-    specs = {fn.spec.name: fn.spec for fn in handlers}
+def help_reply(commands: Sequence[CommandSpec], name: str | None = None) -> Reply:
+    """Every command's usage and summary, or one command's options (help COMMAND)."""
+    specs = {spec.name: spec for spec in commands}
     if not name:
         fields = tuple((spec.usage.split(" (+")[0] if spec.name != "tune" else
                         "tune NAME [options] (+ a Q&A file)", spec.summary)
@@ -20,7 +23,6 @@ def help_reply(handlers: Sequence[Callable], name: str | None = None) -> Reply:
                           "for it. `help COMMAND` shows one command's options.")
     spec = specs.get(name.lower().lstrip("/"))
     if spec is None:
-        from bot.core.dispatch import did_you_mean
         raise InvalidInput(f"There is no command {name!r}.{did_you_mean(name.lower(), specs)} "
                            "Type `help` to see them all.")
     fields = []

@@ -3,7 +3,7 @@ way (Block Kit on Slack, an embed on Discord, plain lines in a terminal)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 

@@ -69,6 +69,7 @@ class Request:
     ctx: Context
     command: Command
     values: dict[str, Any]
+    commands: tuple[CommandSpec, ...] = ()  # every command the dispatcher knows (for help)
 
     @property
     def caller(self) -> Caller:

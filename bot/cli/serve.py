@@ -1,0 +1,82 @@
+"""`gptstore serve [--slack] [--discord] [--port 3000]`: builds the Engine, runs the adapters.
+
+With neither flag, every adapter whose token is configured runs. The process also runs the
+local job backend (jobs left queued before a restart start again) and the retrain scheduler. The adapters' entry points
+(bot.slack.app.serve, bot.discord.app.serve) are imported only when used.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from bot.cli.logs import setup_file_log
+from engine.app import Engine
+from engine.errors import InvalidInput
+from engine.retraining.scheduler import RetrainScheduler
+from engine.settings import Settings
+
+
+def plan(settings: Settings, *, slack: bool, discord: bool) -> list[str]:
+    """Which adapters to run; InvalidInput naming the missing variable."""
+    if not slack and not discord:
+        slack = bool(settings.slack_bot_token)
+        discord = bool(settings.discord_token)
+        if not slack and not discord:
+            raise InvalidInput("No chat platform is configured: set SLACK_BOT_TOKEN (and "
+                               "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) or DISCORD_TOKEN, or "
+                               "use `gptstore console`.")
+    if slack and not settings.slack_bot_token:
+        raise InvalidInput("--slack needs SLACK_BOT_TOKEN (xoxb-...) in the environment.")
+    if slack and not (settings.slack_signing_secret or settings.slack_app_token):
+        raise InvalidInput("--slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN "
+                           "(Socket Mode) in the environment.")
+    if discord and not settings.discord_token:
+        raise InvalidInput("--discord needs DISCORD_TOKEN in the environment.")
+    return [name for name, on in (("slack", slack), ("discord", discord)) if on]
+
+
+def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
+          settings: Settings | None = None) -> int:
+    settings = settings or Settings.from_env()
+    adapters = plan(settings, slack=slack, discord=discord)
+    engine = Engine.open(settings)
+    setup_file_log(settings)
+    log = logging.getLogger("gptstore.serve")
+    engine.jobs.start()  # jobs queued before a restart run (local backend); no-op for celery
+    scheduler = RetrainScheduler(engine.retrainer, housekeeping=engine.housekeeping)
+    scheduler.start()
+    runners: dict[str, Callable[[], object]] = {}
+    if "slack" in adapters:
+        from bot.slack import app as slack_app
+        runners["slack"] = lambda: slack_app.serve(engine, settings, port)
+    if "discord" in adapters:
+        from bot.discord import app as discord_app
+        runners["discord"] = lambda: discord_app.serve(engine, settings)
+    try:
+        print(f"gptstore serve: {', '.join(adapters)} on the store in {settings.home}"
+              + (f" (Slack HTTP on port {port})" if "slack" in adapters else ""), flush=True)
+        if len(runners) == 1:
+            next(iter(runners.values()))()
+            return 0
+        threads = [threading.Thread(target=_logged(fn, name, log), name=f"serve-{name}",
+                                    daemon=True) for name, fn in runners.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=1.0)
+        return 0
+    finally:
+        scheduler.stop()
+        engine.close()
+
+
+def _logged(fn: Callable[[], object], name: str, log: logging.Logger) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("the %s adapter stopped", name)
+    return run

@@ -1,0 +1,192 @@
+"""Putting Replies into Slack: messages, ephemeral notes, job status messages, streamed answers.
+
+Every Slack Web API call the adapter makes goes through here, so the rules live in one
+place: ephemeral replies go to the caller only, long text is split before Slack's limits,
+a job has ONE status message that is edited, and a streamed answer is edited no more often
+than `min_interval_s` from a worker thread, never from the model's generation thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.core.reply import Reply
+from bot.slack.render import MESSAGE_LIMIT, escape, plain, render, section, split_text
+from engine.views import JobView
+
+NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
+
+
+@dataclass
+class Poster:
+    """Posts Replies with one WebClient; `log` never sees a token (slack_sdk redacts them)."""
+
+    client: WebClient
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("gptstore.slack"))
+
+    def post(self, reply: Reply, *, channel: str, user: str = "", thread_ts: str = "",
+             respond: Callable[..., Any] | None = None) -> list[str]:
+        """Post `reply`; returns the ts of each message posted (none for ephemeral ones)."""
+        if reply.ephemeral:
+            self.ephemeral(reply, channel=channel, user=user, thread_ts=thread_ts,
+                           respond=respond)
+            return []
+        posted: list[str] = []
+        try:
+            for message in render(reply):
+                result = self.client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts or None, unfurl_links=False, **message)
+                posted.append(str(result["ts"]))
+        except SlackApiError as exc:
+            if exc.response.get("error") not in NOT_POSTABLE or respond is None:
+                raise
+            # The bot is not in this channel: the slash command's response_url still works.
+            respond(text=plain(reply), blocks=render(reply)[0]["blocks"],
+                    response_type="in_channel")
+            return posted
+        if reply.image is not None and posted:
+            self.upload(reply.image, channel=channel, thread_ts=thread_ts or posted[0],
+                        title=reply.title or reply.image.name)
+        return posted
+
+    def ephemeral(self, reply: Reply, *, channel: str, user: str, thread_ts: str = "",
+                  respond: Callable[..., Any] | None = None) -> None:
+        """Only `user` sees it; through response_url when chat.postEphemeral cannot reach them."""
+        messages = render(reply)
+        try:
+            for message in messages:
+                self.client.chat_postEphemeral(channel=channel, user=user,
+                                               thread_ts=thread_ts or None, **message)
+        except SlackApiError as exc:
+            if respond is None:
+                self.log.warning("could not post an ephemeral reply (%s)",
+                                 exc.response.get("error"))
+                return
+            respond(text=plain(reply), response_type="ephemeral")
+
+    def upload(self, path: Any, *, channel: str, thread_ts: str, title: str) -> None:
+        try:
+            self.client.files_upload_v2(channel=channel, thread_ts=thread_ts, file=str(path),
+                                        filename=getattr(path, "name", "plot.png"), title=title)
+        except (SlackApiError, OSError) as exc:  # the metrics are posted; the plot is a bonus
+            self.log.warning("could not upload %s: %s", getattr(path, "name", path), exc)
+
+    def update(self, channel: str, ts: str, reply: Reply) -> None:
+        message = render(reply)[0]
+        self.client.chat_update(channel=channel, ts=ts, **message)
+
+
+@dataclass
+class StatusSink:
+    """A job's one status message, edited while it runs, then the result in its thread."""
+
+    poster: Poster
+    channel: str
+    status_ts: str
+    thread_ts: str = ""  # "" : the status message starts the thread
+    initial: Reply | None = None  # the reply that started the job (its Cancel button stays)
+
+    def update(self, job: JobView, text: str) -> None:
+        buttons = self.initial.buttons if self.initial is not None else ()
+        try:
+            self.poster.update(self.channel, self.status_ts,
+                               Reply(text=text, title=self.initial.title if self.initial else "",
+                                     buttons=buttons))
+        except SlackApiError as exc:
+            self.poster.log.warning("could not edit job %s status: %s", job.id,
+                                    exc.response.get("error"))
+
+    def finish(self, job: JobView, reply: Reply) -> None:
+        done = f"Job {job.id} ({job.model_name}): {job.state}."
+        try:
+            self.poster.update(self.channel, self.status_ts,
+                               Reply(text=done, title=self.initial.title if self.initial else ""))
+        except SlackApiError as exc:
+            self.poster.log.warning("could not edit job %s status: %s", job.id,
+                                    exc.response.get("error"))
+        self.poster.post(reply, channel=self.channel, thread_ts=self.thread_ts or self.status_ts)
+
+
+class StreamedAnswer:
+    """A chat answer that appears as the model writes it.
+
+    on_token() runs on the model's thread and only appends; when an edit is due and none is
+    in flight, one is handed to `executor`. finish() waits for that edit, then writes the
+    whole answer, split into as many thread messages as Slack's limits need.
+    """
+
+    def __init__(self, poster: Poster, executor: Executor, *, channel: str, thread_ts: str,
+                 min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.poster = poster
+        self.executor = executor
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self.ts = ""  # the first answer message, once posted
+        self._text: list[str] = []
+        self._lock = threading.Lock()
+        self._pending: Future | None = None
+        self._last_edit: float | None = None
+        self._closed = False
+
+    def on_token(self, piece: str) -> None:
+        with self._lock:
+            self._text.append(piece)
+            due = self._last_edit is None or self.clock() - self._last_edit >= self.min_interval_s
+            if self._closed or not due or (self._pending and not self._pending.done()):
+                return
+            self._last_edit = self.clock()
+            self._pending = self.executor.submit(self._edit)
+
+    def _edit(self) -> None:
+        with self._lock:
+            text = "".join(self._text)
+        shown = escape(text)[-MESSAGE_LIMIT:] + " …"
+        try:
+            self._write(shown)
+        except SlackApiError as exc:  # a lost intermediate edit is harmless
+            self.poster.log.warning("could not stream an answer: %s", exc.response.get("error"))
+
+    def _write(self, text: str) -> None:
+        if not self.ts:
+            result = self.poster.client.chat_postMessage(channel=self.channel, text=text,
+                                                         thread_ts=self.thread_ts)
+            self.ts = str(result["ts"])
+        else:
+            self.poster.client.chat_update(channel=self.channel, ts=self.ts, text=text)
+
+    def _settle(self) -> None:
+        with self._lock:
+            self._closed = True
+            pending = self._pending
+        if pending is not None:
+            pending.result()
+
+    def finish(self, text: str) -> str:
+        """Write the final answer; returns the ts of its first message."""
+        self._settle()
+        chunks = split_text(escape(text.strip() or "(no answer)"), MESSAGE_LIMIT)
+        self._write(chunks[0])
+        for chunk in chunks[1:]:
+            self.poster.client.chat_postMessage(channel=self.channel, text=chunk,
+                                                thread_ts=self.thread_ts)
+        return self.ts
+
+    def fail(self, reply: Reply, *, user: str) -> None:
+        """An error instead of an answer: replaces what streamed, else goes to the user only."""
+        self._settle()
+        if self.ts:
+            self.poster.client.chat_update(channel=self.channel, ts=self.ts, text=plain(reply),
+                                           blocks=[section(plain(reply))])
+        else:
+            self.poster.ephemeral(reply, channel=self.channel, user=user,
+                                  thread_ts=self.thread_ts)

@@ -1,0 +1,34 @@
+"""What a running job body (tuning, retraining, evaluation) gets from the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from engine.catalog.service import Catalog
+    from engine.datasets.service import Datasets
+    from engine.settings import Settings
+    from engine.weights import ModelHub
+    from storage.db import Database
+
+
+@dataclass
+class JobContext:
+    job_id: int
+    kind: str  # tune|retrain|evaluate
+    model_name: str
+    base_name: str
+    dataset_id: int | None
+    owner: str
+    workspace: str
+    params: dict[str, Any]  # hyperparameters as given (validated by training.TrainConfig)
+    checkpoint_dir: Path  # survives a worker's death: a resumed job continues from here
+    settings: "Settings"
+    db: "Database"
+    catalog: "Catalog"
+    datasets: "Datasets"
+    hub: "ModelHub"
+    report: Callable[..., None]  # report(progress: float 0..1, message: str, data: dict | None = None, kind: str = "progress")
+    should_stop: Callable[[], bool]  # True once the user cancelled: stop at the next step, raise Cancelled

@@ -1,0 +1,253 @@
+"""Fine-tune and retrain jobs as users see them: submit, list, show, cancel, follow, wait.
+
+States: validating -> queued -> running -> succeeded | failed | cancelled. Every change is
+also a JobEventRecord, which the chat adapters follow to report progress. Running a job is
+the worker's business (engine/jobs/runner.py); the backend only tells a worker that one is queued.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, Callable, Optional
+
+from sqlalchemy.exc import IntegrityError
+
+from engine.errors import Conflict, NotFound, PermissionDenied
+from engine.identity import Caller
+from engine.limits import RateLimiter
+from engine.settings import Settings
+from engine.training.config import TrainConfig
+from engine.views import JobEventView, JobView
+from storage import jobs as store
+from storage.db import Database
+from storage.tables import JobEventRecord, JobRecord
+
+Clock = Callable[[], datetime]
+
+
+class JobService:
+    def __init__(self, db: Database, settings: Settings, catalog: Any, datasets: Any,
+                 backend: Any, clock: Clock) -> None:
+        self.db, self.settings, self.catalog, self.datasets = db, settings, catalog, datasets
+        self.backend, self.clock = backend, clock
+        self.limits = RateLimiter(db, settings, clock)
+
+    def submit_tune(self, caller: Caller, name: str, filename: str, data: bytes,
+                    options: dict, origin: dict, validation: Any = None,
+                    base: Optional[str] = None, idempotency_key: Optional[str] = None) -> JobView:
+        """Validate everything, store the dataset, queue the job. A refused request (bad
+        options, bad file, name taken, rate limit) leaves no job and no dataset behind;
+        a repeated idempotency_key returns the first submission's job."""
+        existing = self._existing(idempotency_key)
+        if existing is not None:
+            return existing
+        options = dict(options or {})
+        option_base = options.pop("base", None)
+        base = base or option_base or self.settings.default_base
+        validate_options(options)
+        self.limits.check_tune(caller)
+        self.limits.check_workspace_jobs(caller.workspace)
+        self.datasets.inspect(caller, filename, data, validation=validation)  # raises, stores nothing
+        model = self.catalog.create_or_get_tuned(caller, name, base)
+        job = self._create(JobRecord(
+            kind="tune", model_name=model.name, base_name=model.base_name or base,
+            owner=caller.user, workspace=caller.workspace, params=options,
+            origin=dict(origin or {}), idempotency_key=idempotency_key))
+        if job is None:  # the same key won a race a moment ago
+            return self._existing(idempotency_key)  # type: ignore[return-value]
+        try:
+            report = self.datasets.store(caller, filename, data, validation=validation,
+                                         model_id=model.id)
+        except BaseException:
+            self.db.retrying(lambda s: store.delete_job(s, job.id))
+            raise
+        return self._queue(job.id, report.dataset_id, {
+            "examples": report.n_examples, "split": report.split_sizes}, report.warnings)
+
+    def submit_retrain(self, model_name: str, *, owner: str, workspace: str,
+                       dataset_id: Optional[int], extra_dataset_id: Optional[int] = None,
+                       options: Optional[dict] = None, origin: Optional[dict] = None,
+                       base_name: Optional[str] = None, caller: Optional[Caller] = None,
+                       idempotency_key: Optional[str] = None) -> JobView:
+        """Queue a retrain of `model_name` on its dataset plus curated examples
+        (`extra_dataset_id`). With a caller (a user's `/store retrain now`) the user's tune
+        rate and the workspace's job limit apply; scheduled retrains skip them."""
+        options = dict(options or {})
+        validate_options(options)
+        if caller is not None and self._existing(idempotency_key) is None:
+            self.limits.check_tune(caller)
+            self.limits.check_workspace_jobs(workspace)
+        return self.submit("retrain", model_name, owner=owner, workspace=workspace,
+                           base_name=base_name, dataset_id=dataset_id,
+                           params={**options, "extra_dataset_id": extra_dataset_id},
+                           origin=origin, idempotency_key=idempotency_key)
+
+    def submit(self, kind: str, model_name: str, *, owner: str, workspace: str,
+               base_name: Optional[str] = None, dataset_id: Optional[int] = None,
+               params: Optional[dict] = None, origin: Optional[dict] = None,
+               idempotency_key: Optional[str] = None) -> JobView:
+        """Queue a job of any registered kind whose inputs are already in the store
+        (retrain, evaluate); no limits apply here."""
+        existing = self._existing(idempotency_key)
+        if existing is not None:
+            return existing
+        base_name = base_name or self.db.retrying(
+            lambda s: store.model_base_name(s, model_name)) or ""
+        job = self._create(JobRecord(
+            kind=kind, model_name=model_name, base_name=base_name, owner=owner,
+            workspace=workspace, params=dict(params or {}), origin=dict(origin or {}),
+            idempotency_key=idempotency_key))
+        if job is None:
+            return self._existing(idempotency_key)  # type: ignore[return-value]
+        return self._queue(job.id, dataset_id, {}, [])
+
+    def list(self, caller: Caller, limit: int = 50) -> list[JobView]:
+        """The caller's jobs and their workspace's, newest first."""
+        records = self.db.retrying(
+            lambda s: store.visible_jobs(s, caller.user, caller.workspace, limit))
+        return [job_view(r) for r in records]
+
+    def get(self, caller: Caller, job_id: int) -> JobView:
+        """One job with all its events."""
+        job, events = self.db.retrying(lambda s: (store.get_job(s, job_id), store.events(s, job_id)))
+        if job is None or not _can_see(caller, job):
+            raise NotFound(f"There is no job {job_id} that you can see; `/store jobs` lists yours.")
+        return job_view(job, events)
+
+    def cancel(self, caller: Caller, job_id: int) -> JobView:
+        """Queued: cancelled at once. Running: the worker stops at its next step."""
+        job = self.db.retrying(lambda s: store.get_job(s, job_id))
+        if job is None or not _can_see(caller, job):
+            raise NotFound(f"There is no job {job_id} that you can see; `/store jobs` lists yours.")
+        if job.owner != caller.user and not caller.is_admin:
+            raise PermissionDenied(f"Only whoever started job {job_id} or a workspace admin can "
+                                   "cancel it.")
+        now = self.clock()
+
+        def work(s) -> str:
+            if store.move(s, job_id, "cancelled", from_states=("validating", "queued"),
+                          finished_at=now, cancel_requested=True):
+                store.add_event(s, job_id, "state", f"Cancelled by {_who(caller)}.", now,
+                                {"state": "cancelled"})
+                return "cancelled"
+            if store.request_cancel(s, job_id):
+                store.add_event(s, job_id, "state", f"Cancel requested by {_who(caller)}; "
+                                "stopping at the next step.", now, {"state": "cancel_requested"})
+                return "cancel_requested"
+            return "finished"
+
+        if self.db.retrying(work) == "finished":
+            raise Conflict(f"Job {job_id} already finished.")
+        return self.get(caller, job_id)
+
+    def events_since(self, job_id: int, after_id: int = 0) -> list[JobEventView]:
+        return [event_view(e) for e in self.db.retrying(lambda s: store.events(s, job_id, after_id))]
+
+    def view(self, job_id: int) -> JobView:
+        """A job's view without a permission check (for the engine's own followers)."""
+        job = self.db.retrying(lambda s: store.get_job(s, job_id))
+        if job is None:
+            raise NotFound(f"There is no job {job_id}.")
+        return job_view(job)
+
+    def unannounced(self, after_id: int, platform: str) -> list[JobView]:
+        """Scheduled jobs newer than `after_id` that report to `platform` (nobody in chat
+        started them, so the adapter announces them where the schedule was set)."""
+        records = self.db.retrying(lambda s: store.unannounced(s, after_id, platform))
+        return [job_view(r) for r in records]
+
+    def latest_id(self) -> int:
+        from sqlalchemy import func
+        from sqlmodel import select
+
+        from storage.tables import JobRecord
+
+        return int(self.db.retrying(lambda s: s.exec(select(func.max(JobRecord.id))).one()) or 0)
+
+    def wait(self, job_id: int, timeout: Optional[float] = None, poll: float = 0.5) -> JobView:
+        """Block until the job finished (or `timeout` seconds passed); returns its view."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            view = self.view(job_id)
+            if view.finished or (deadline is not None and time.monotonic() >= deadline):
+                return view
+            time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+
+    def start(self) -> None:
+        """Start running jobs in this process's backend (serve: leftovers from before a restart)."""
+        if hasattr(self.backend, "start"):
+            self.backend.start()
+
+    def close(self) -> None:
+        if hasattr(self.backend, "close"):
+            self.backend.close()
+
+    def _existing(self, key: Optional[str]) -> Optional[JobView]:
+        if not key:
+            return None
+        job = self.db.retrying(lambda s: store.by_idempotency_key(s, key))
+        return job_view(job) if job is not None else None
+
+    def _create(self, job: JobRecord) -> Optional[JobRecord]:
+        now = self.clock()
+        job.created_at = now
+        job.state = "validating"
+
+        def work(s) -> JobRecord:
+            store.insert_job(s, job)
+            store.add_event(s, job.id, "state", "Validating the request.", now,
+                            {"state": "validating"})
+            return job
+
+        try:
+            return self.db.retrying(work)
+        except IntegrityError:
+            if job.idempotency_key:
+                return None
+            raise
+
+    def _queue(self, job_id: int, dataset_id: Optional[int], data: dict,
+               warnings: list[str]) -> JobView:
+        now = self.clock()
+
+        def work(s) -> bool:
+            if not store.move(s, job_id, "queued", from_states=("validating",),
+                              dataset_id=dataset_id):
+                return False  # cancelled while validating
+            for warning in warnings:
+                store.add_event(s, job_id, "warning", warning, now)
+            store.add_event(s, job_id, "state", "Queued.", now, {"state": "queued", **data})
+            return True
+
+        if self.db.retrying(work):
+            self.backend.enqueue(job_id, self.view(job_id).kind)
+        return self.view(job_id)
+
+
+def validate_options(options: dict) -> None:
+    """TrainConfig's validation (torch-free), so a bad option is refused before any upload work."""
+    TrainConfig.from_options(options)
+
+
+def job_view(job: JobRecord, events: Optional[list[JobEventRecord]] = None) -> JobView:
+    return JobView(
+        id=job.id, kind=job.kind, state=job.state, model_name=job.model_name,
+        base_name=job.base_name, owner=job.owner, workspace=job.workspace,
+        progress=job.progress, params=dict(job.params or {}), origin=dict(job.origin or {}),
+        result=dict(job.result or {}), error=job.error, created_at=job.created_at,
+        started_at=job.started_at, finished_at=job.finished_at,
+        events=[event_view(e) for e in events or []])
+
+
+def event_view(event: JobEventRecord) -> JobEventView:
+    return JobEventView(id=event.id, at=event.at, kind=event.kind, message=event.message,
+                        data=dict(event.data or {}))
+
+
+def _can_see(caller: Caller, job: JobRecord) -> bool:
+    return job.owner == caller.user or job.workspace == caller.workspace
+
+
+def _who(caller: Caller) -> str:
+    return caller.display_name or caller.user

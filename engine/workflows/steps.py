@@ -1,0 +1,139 @@
+"""The phases that the tune and retrain job bodies share: train with progress reports, score,
+publish a version (adapter and loss plot saved, then recorded live), and the memo of figures
+that lets a resumed job skip what it already computed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from engine.errors import Cancelled
+from engine.identity import Caller
+from engine.jobs.context import JobContext
+from engine.training.config import TrainConfig
+from engine.training.evaluation import evaluate, validation_loss
+from engine.training.loop import TrainResult, train
+from engine.training.plots import loss_plot
+
+REPORT_EVERY_S = 5.0  # step progress is written at most this often (epochs always)
+
+
+def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list, validation: list,
+           config: TrainConfig, stage: str, label: str, span: tuple[float, float]) -> TrainResult:
+    low, high = span
+    last = {"at": 0.0}
+
+    def on_progress(p: dict) -> None:
+        now = time.monotonic()
+        if p["event"] == "step" and now - last["at"] < REPORT_EVERY_S:
+            return
+        last["at"] = now
+        share = round(low + (high - low) * p["step"] / max(1, p["total_steps"]), 4)
+        if p["event"] == "epoch":
+            val = "" if p.get("val_loss") is None else f", validation loss {p['val_loss']:.3f}"
+            message = (f"{label}: epoch {p['epoch']}/{p['epochs']} done, train loss "
+                       f"{p['train_loss']:.3f}{val}.")
+            data = {"phase": stage, **p}
+        else:
+            message = (f"{label}: epoch {p['epoch']}/{p['epochs']}, step {p['step']}/"
+                       f"{p['total_steps']}, loss {p['loss']:.3f}, {eta_text(p['eta_s'])} left.")
+            data = {"phase": stage, **{k: p[k] for k in ("epoch", "epochs", "step", "total_steps",
+                                                         "loss", "eta_s", "tokens_per_s")}}
+        ctx.report(share, message, data)
+
+    return train(model, tokenizer, examples, validation, config, on_progress=on_progress,
+                 should_stop=ctx.should_stop, checkpoint_dir=Path(ctx.checkpoint_dir) / stage)
+
+
+def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: list,
+             best_epoch: int, memo: "Memo", known: dict, filename: str, n: int,
+             epochs: int) -> dict[str, Any]:
+    """Save the adapter and plot as adapters_dir/<model>/v<N> (temp folder, then rename) and
+    record the live version. A failure or cancel before the record leaves nothing behind."""
+    owner = Caller(platform=ctx.owner.split(":", 1)[0], workspace=ctx.workspace, user=ctx.owner)
+    record = ctx.catalog.create_or_get_tuned(owner, ctx.model_name, ctx.base_name)
+    number = ctx.catalog.next_version_number(record.id)
+    parent = ctx.settings.adapters_dir / record.name
+    parent.mkdir(parents=True, exist_ok=True)
+    temp = parent / f".tmp-v{number}-{uuid.uuid4().hex[:8]}"
+    folder = parent / f"v{number}"
+    try:
+        final.model.save_pretrained(temp)
+        chose = ("chosen by validation" if config.early_stopping
+                 else "as requested" if config.epochs else "picked from the file's size")
+        loss_plot(history, temp / "loss.png", best_epoch=best_epoch,
+                  title=f"{record.name}: loss per epoch (validation best at epoch {best_epoch})")
+        if ctx.should_stop():
+            raise Cancelled("Cancelled by the user.")
+        if folder.exists():  # left by a run that died before recording its version
+            shutil.rmtree(folder)
+        temp.rename(folder)
+        hyperparams = dict(config.as_dict(), epochs=epochs, final_examples=n)
+        view = ctx.catalog.add_version(
+            record.id, path=str(folder), hyperparams=hyperparams, dataset_id=ctx.dataset_id,
+            job_id=ctx.job_id, metrics_before=memo["before"],
+            metrics_after=dict(memo["after"], trained_questions_f1=known["token_f1"],
+                               trained_questions_em=known["exact_match"]),
+            notes=(f"Trained on all {n} examples of {filename} for {epochs} epochs ({chose}); "
+                   "held-out figures are from a run that did not see the test split."),
+            live=True)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return {"version": view.number, "adapter": str(folder), "plot": str(folder / "loss.png")}
+
+
+def score(model: Any, tokenizer: Any, examples: list, budget: int) -> dict[str, Any]:
+    if not examples:
+        return {"exact_match": None, "token_f1": None, "n": 0, "loss": None}
+    scores = evaluate(model, tokenizer, examples, budget)
+    return dict(scores, loss=round(validation_loss(model, tokenizer, examples), 4))
+
+
+def answer_budget(tokenizer: Any, examples: list, ceiling: int) -> int:
+    """New tokens to generate: the longest reference answer plus some slack, at most ceiling."""
+    longest = max((len(tokenizer(ex[-1]["content"], add_special_tokens=False)["input_ids"])
+                   for ex in examples if ex and ex[-1].get("role") == "assistant"), default=64)
+    return max(8, min(ceiling, longest + 16))
+
+
+def dataset_filename(ctx: JobContext) -> str:
+    report = getattr(ctx.datasets, "report", None)
+    try:
+        return report(ctx.dataset_id).filename if report else f"dataset {ctx.dataset_id}"
+    except Exception:  # a missing summary must not fail a finished training
+        return f"dataset {ctx.dataset_id}"
+
+
+def eta_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    return f"about {round(seconds / 60)} min"
+
+
+class Memo:
+    """Figures already computed by this job, kept beside its checkpoints so that a resumed
+    job does not evaluate the base model again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_suffix(".tmp")
+        temp.write_text(json.dumps(self.data))
+        temp.replace(self.path)
+

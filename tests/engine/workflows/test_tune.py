@@ -1,0 +1,95 @@
+"""The tune job body on a real store with the tiny model: version, metrics, plot, cancel, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import Cancelled
+from engine.jobs.context import JobContext
+from engine.workflows.tune import run_tune
+
+CSV = "question,answer\n" + "".join(
+    f"What is the door code of room {i}?,Room {i} opens with code {c}.\n"
+    for i, c in enumerate(["K7", "Q2", "Z9", "M4", "B8", "T3", "W6", "R1", "P5", "H0", "C4", "D2"]))
+
+
+def context(engine, admin, checkpoint_dir: Path, reports: list, stop=lambda: False,
+            dataset_id: int | None = None) -> JobContext:
+    engine.catalog.create_or_get_tuned(admin, "door-bot", "tiny")
+    if dataset_id is None:
+        dataset_id = engine.datasets.store(admin, "doors.csv", CSV.encode()).dataset_id
+    return JobContext(
+        job_id=1, kind="tune", model_name="door-bot", base_name="tiny",
+        dataset_id=dataset_id, owner=admin.user, workspace=admin.workspace,
+        params={"epochs": "2", "batch_size": "4", "lr": "1e-2"}, checkpoint_dir=checkpoint_dir,
+        settings=engine.settings, db=engine.db, catalog=engine.catalog,
+        datasets=engine.datasets, hub=engine.hub,
+        report=lambda progress, message, data=None, kind="progress": reports.append(
+            (progress, message, data or {}, kind)),
+        should_stop=stop)
+
+
+def lora_layers(model) -> list[str]:
+    return [n for n, _ in model.named_parameters() if "lora_" in n]
+
+
+def test_tune_stores_a_live_version_trained_on_every_example(engine, admin, tmp_path) -> None:
+    reports: list = []
+    result = run_tune(context(engine, admin, tmp_path / "ckpt", reports))
+    card = engine.catalog.card(admin, "door-bot")
+    assert result["version"] == 1 and card.live_version == 1
+    version = card.versions[0]
+    assert version.notes.startswith("Trained on all 12 examples of doors.csv for 2 epochs")
+    assert "did not see the test split" in version.notes
+    held_out = version.metrics_after["n"]
+    assert held_out >= 1 and version.metrics_before["n"] == held_out
+    assert {"token_f1", "exact_match", "loss"} <= set(version.metrics_before)
+    assert 0.0 <= version.metrics_after["trained_questions_f1"] <= 1.0
+    assert version.hyperparams["epochs"] == 2 and version.hyperparams["final_examples"] == 12
+    folder = Path(result["adapter"])
+    assert folder == engine.settings.adapters_dir / "door-bot" / "v1"
+    assert (folder / "adapter_config.json").exists()
+    assert Path(result["plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in folder.parent.iterdir()] == ["v1"]  # no temporary folder left
+    progress = [p for p, _, _, kind in reports if kind == "progress"]
+    assert progress == sorted(progress) and progress[-1] < 1.0 and reports[-1][0] == 1.0
+    phases = {data.get("phase") for _, _, data, _ in reports}
+    assert {"evaluating base", "select", "evaluating", "final", "done"} <= phases
+    assert any("Training: epoch 2/2 done" in m for _, m, _, _ in reports)
+    base, _ = engine.hub.load(engine.catalog.live_target("tiny").base_path)
+    assert lora_layers(base) == []  # the shared base model is handed back untouched
+
+
+def test_a_cancelled_tune_leaves_no_version(engine, admin, tmp_path) -> None:
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 8  # inside the final pass
+
+    with pytest.raises(Cancelled):
+        run_tune(context(engine, admin, tmp_path / "ckpt", [], stop))
+    assert engine.catalog.card(admin, "door-bot").versions == []
+    adapters = engine.settings.adapters_dir / "door-bot"
+    assert not adapters.exists() or list(adapters.iterdir()) == []
+    base, _ = engine.hub.load(engine.catalog.live_target("tiny").base_path)
+    assert lora_layers(base) == []
+
+
+def test_a_resumed_tune_skips_the_work_already_done(engine, admin, tmp_path) -> None:
+    first: list = []
+
+    def stop_in_final_pass() -> bool:  # once the final pass has made a step
+        return any(data.get("phase") == "final" for _, _, data, _ in first)
+
+    ctx = context(engine, admin, tmp_path / "ckpt", first, stop_in_final_pass)
+    with pytest.raises(Cancelled):
+        run_tune(ctx)
+    again: list = []
+    result = run_tune(context(engine, admin, tmp_path / "ckpt", again, dataset_id=ctx.dataset_id))
+    assert result["version"] == 1
+    phases = [data.get("phase") for _, _, data, _ in again]
+    assert "evaluating base" not in phases and "select" not in phases  # done before the stop
+    assert "final" in phases

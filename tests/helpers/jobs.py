@@ -1,0 +1,58 @@
+"""A fast, checkpointing fake job body and a bare engine, for the queue-mechanics tests.
+
+The body runs `steps` steps; after each it appends "STEP PID" to params["log"] and then
+saves the next step to its checkpoint, so a resumed run continues where the last one stopped
+and the log shows whether any step ran twice. With `block_at`, the first run that reaches
+that step writes params["marker"] and waits (until cancelled, or until its process is
+killed); later runs go on. The "version" file is written only at the very end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from engine.errors import Cancelled
+from engine.jobs.context import JobContext
+from engine.settings import Settings
+from storage.db import Database
+
+
+def bare_engine(settings: Settings) -> Any:
+    """Just the database: the fake body needs nothing else."""
+    db = Database(settings.database_url)
+    return SimpleNamespace(db=db, catalog=None, datasets=None, hub=None, close=db.close)
+
+
+def stepping(ctx: JobContext) -> dict:
+    params = ctx.params
+    steps = int(params.get("steps", 5))
+    log = Path(params["log"])
+    checkpoint = ctx.checkpoint_dir / "next_step.txt"
+    start = int(checkpoint.read_text()) if checkpoint.exists() else 0
+    block_at = params.get("block_at")
+    marker = Path(params["marker"]) if params.get("marker") else None
+    for step in range(start, steps):
+        if ctx.should_stop():
+            raise Cancelled()
+        if step == block_at and marker is not None and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            while not ctx.should_stop():
+                time.sleep(0.02)
+            raise Cancelled()
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"{step} {os.getpid()}\n")
+        tmp = checkpoint.with_suffix(".tmp")
+        tmp.write_text(str(step + 1))
+        tmp.replace(checkpoint)
+        ctx.report((step + 1) / steps, f"Step {step + 1} of {steps}.", {"step": step + 1})
+    if params.get("version"):
+        Path(params["version"]).write_text("adapter")
+    return {"steps": steps, "resumed_from": start}
+
+
+def failing(ctx: JobContext) -> dict:
+    raise RuntimeError("boom: a bug in the job body")
