@@ -61,17 +61,20 @@ def run(args: list[str]) -> dict[str, Any]:
     probed: list[dict[str, Any]] = []
     probe_s = [0.0]
 
-    def on_progress(p: dict) -> None:
-        if p["event"] == "epoch" and p["epoch"] in probes:
+    training_started = time.perf_counter()
+
+    def on_progress(p: Any) -> None:  # a ProgressUpdate
+        if p.event == "epoch" and p.epoch in probes:
             began = time.perf_counter()
             scores = evaluate(peft_holder[0], tokenizer, examples, budget)
             probe_s[0] += time.perf_counter() - began
-            probed.append({"epoch": p["epoch"], "token_f1": scores["token_f1"],
-                           "train_loss": round(p["train_loss"], 4)})
+            probed.append({"epoch": p.epoch, "token_f1": scores["token_f1"],
+                           "train_loss": round(p.train_loss, 4)})
             print(f"probe: {probed[-1]}", flush=True)
-        elif p["event"] == "epoch":
-            print(f"epoch {p['epoch']}/{p['epochs']}: loss {p['train_loss']:.4f}, "
-                  f"{p['seconds']:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)
+        elif p.event == "epoch":
+            print(f"epoch {p.epoch}/{p.epochs}: loss {p.train_loss:.4f}, "
+                  f"{time.perf_counter() - training_started:.0f} s so far, "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
 
     peft_holder: list[Any] = [model]  # evaluate() works on the base object: LoRA is injected
     result = train(model, tokenizer, examples, [], TrainConfig(**overrides),

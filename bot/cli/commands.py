@@ -25,7 +25,8 @@ from bot.core.reply import Reply
 from engine.errors import InvalidInput
 from engine.identity import Caller
 from engine.settings import Settings
-from engine.views import as_dict
+from engine.training.config import TUNE_OPTIONS
+from engine.views import Origin, as_dict
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -104,9 +105,8 @@ def read_file(name: str) -> tuple[str, bytes]:
 def cmd_tune(args: argparse.Namespace) -> int:
     filename, data = read_file(args.file)
     validation = read_file(args.validation) if args.validation else None
-    options = {key: getattr(args, key) for key in
-               ("epochs", "learning_rate", "batch_size", "optimizer", "lora_r")
-               if getattr(args, key) is not None}
+    options = {o.field: getattr(args, o.field) for o in TUNE_OPTIONS
+               if getattr(args, o.field) is not None}
     if args.dry_run:
         with opened() as engine:
             report = engine.datasets.inspect(caller(), filename, data, validation=validation)
@@ -114,7 +114,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 0
     with opened() as engine:
         job = engine.jobs.submit_tune(caller(), args.name, filename, data, options,
-                                      {"platform": "cli"}, validation=validation,
+                                      Origin(platform="cli"), validation=validation,
                                       base=args.base)
         if not args.wait:
             emit(args, job, Reply(text=f"Job {job.id} {job.state}: tuning {job.model_name} "

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 1 the request failed (one sentence says why and what to do), 2 usage
 error. Tracebacks go to GPTSTORE_HOME/logs/gptstore.log, and to the terminal with --debug.
-The subcommands themselves live in bot/cli_commands.py.
+The subcommands themselves live in bot/cli/commands.py.
 """
 
 from __future__ import annotations
@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 import uuid
 from pathlib import Path
 from typing import Sequence
 
+from bot.cli import commands
+from bot.console.demo import DEFAULT_BATCH, DEFAULT_EPOCHS
 from engine.errors import is_user_error
+from engine.settings import Settings
+from engine.training.config import TUNE_OPTIONS
 
 LOG_NAME = "gptstore.log"
 
@@ -38,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the whole loop on the console, with the bundled model")
     demo.add_argument("--base", help="base model to tune (default: the bundled SmolLM2)")
-    demo.add_argument("--epochs", type=int, help="training epochs (default 6)")
+    demo.add_argument("--epochs", type=int,
+                      help=f"training epochs (default {DEFAULT_EPOCHS}, batch size {DEFAULT_BATCH})")
     demo.add_argument("--max-examples", type=int, help="use only the first N FAQ pairs")
     demo.add_argument("--name", default="acme-support-demo", help="the demo model's name")
 
@@ -65,11 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("file", help="the Q&A file (CSV, TSV, JSONL, JSON)")
     tune.add_argument("--name", required=True, help="name of the tuned model")
     tune.add_argument("--base", help="base model (default: the store's default)")
-    tune.add_argument("--epochs", type=int)
-    tune.add_argument("--learning-rate", type=float, dest="learning_rate")
-    tune.add_argument("--batch-size", type=int, dest="batch_size")
-    tune.add_argument("--optimizer", choices=("adamw", "sgd"))
-    tune.add_argument("--lora-r", type=int, dest="lora_r")
+    for option in TUNE_OPTIONS:
+        tune.add_argument(option.flag, dest=option.field, help=option.help,
+                          type={"int": int, "float": float}.get(option.type),
+                          choices=option.choices or None)
     tune.add_argument("--validation", help="a separate validation Q&A file")
     tune.add_argument("--wait", action="store_true", help="train here and show progress")
     tune.add_argument("--dry-run", action="store_true", dest="dry_run",
@@ -116,10 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gptstore: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
         return 2
     args.extra = extra
-    from bot.cli import commands as cli_commands
 
     try:
-        return int(cli_commands.run(args) or 0)
+        return int(commands.run(args) or 0)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
@@ -132,7 +136,6 @@ def report(exc: BaseException, *, debug: bool) -> int:
     ref = uuid.uuid4().hex[:6]
     log_path = _log_traceback(exc, ref, with_traceback=debug or not is_user_error(exc))
     if debug:
-        import traceback
         traceback.print_exception(exc, file=sys.stderr)
     if is_user_error(exc):
         print(f"Error: {exc}", file=sys.stderr)
@@ -151,7 +154,6 @@ def _first_line(exc: BaseException) -> str:
 
 def _log_traceback(exc: BaseException, ref: str, *, with_traceback: bool = True) -> Path | None:
     """Append the traceback to GPTSTORE_HOME/logs/gptstore.log; None when that is not writable."""
-    from engine.settings import Settings
     try:
         path = Settings.from_env().logs_dir / LOG_NAME
     except Exception:  # a bad variable is what is being reported; no log then

@@ -22,7 +22,7 @@ from bot.core.progress import JobWatcher
 from bot.core.reply import Reply
 from engine.errors import InvalidInput
 from engine.identity import Caller
-from engine.views import JobView
+from engine.views import JobView, Origin
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -173,7 +173,7 @@ class Console:
     # -- helpers --------------------------------------------------------------------------
     def context(self, *, reply_ref: str = "", attachments: tuple[Attachment, ...] = ()) -> Context:
         return Context(caller=self.caller, reply_ref=reply_ref, attachments=attachments,
-                       origin={"platform": "console", "channel": "console"})
+                       origin=Origin(platform="console", channel="console"))
 
     def show(self, reply: Reply) -> Reply:
         self.write(render(reply, colour=self.tty))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core.progress import duration, metric_fields, progress_text, trained_f1
+from bot.core.progress import duration, final_reply, metric_fields, progress_text
 from bot.core.reply import Button, Reply
 from engine.views import DatasetReport, JobView, ModelCard, VersionView
 
@@ -85,7 +85,6 @@ def jobs_reply(jobs: list[JobView]) -> Reply:
 
 def job_reply(job: JobView) -> Reply:
     if job.finished:
-        from bot.core.progress import final_reply
         reply = final_reply(job)
         return Reply(title=reply.title, text=reply.text, fields=reply.fields, image=reply.image,
                      buttons=reply.buttons if job.state == "succeeded" else (),
@@ -112,4 +111,4 @@ def dataset_reply(report: DatasetReport, name: str) -> Reply:
 
 
 __all__ = ["card_reply", "search_reply", "versions_reply", "jobs_reply", "job_reply",
-           "dataset_reply", "duration", "trained_f1"]
+           "dataset_reply", "duration"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from bot.core.command import Command
@@ -21,6 +20,7 @@ from bot.core.parse import parse
 from bot.core.reply import Reply
 from bot.core.spec import CommandSpec, Context, OptionSpec, Request
 from bot.core.suggest import did_you_mean
+from bot.core.text import unexpected_reply
 from engine.errors import Busy, InvalidInput, NotFound, PermissionDenied, is_user_error
 from engine.identity import Caller
 
@@ -80,7 +80,7 @@ class Dispatcher:
         try:
             answer = self.engine.chat.answer(ctx.caller, model, text, history=history,
                                              on_token=on_token,
-                                             question_ref=str(ctx.origin.get("message", "")))
+                                             question_ref=ctx.origin.message)
             return Reply(text=answer.text, kind="chat", message_id=answer.message_id)
         except Exception as exc:
             return self._failed(exc, "chat")
@@ -115,11 +115,7 @@ class Dispatcher:
     def _failed(self, exc: BaseException, what: str) -> Reply:
         if is_user_error(exc):
             return error_reply(exc)
-        ref = uuid.uuid4().hex[:6]
-        self.log.error("unexpected error in %r (ref %s)", what, ref, exc_info=exc)
-        return Reply(text=f"Something went wrong (ref {ref}). The store's operator can find "
-                          "the details in the log under that reference.",
-                     kind="error", ephemeral=True)
+        return unexpected_reply(self.log, repr(what), exc)
 
 
 def error_reply(exc: BaseException) -> Reply:

@@ -17,10 +17,8 @@ from bot.core.cards import (
 from bot.core.help import help_reply
 from bot.core.reply import Button, Reply
 from bot.core.spec import Request, arg, command, opt
-
-TUNE_OPTIONS = ("epochs", "lr", "batch_size", "optimizer", "lora_r", "lora_alpha",
-                "early_stopping")
-VISIBILITIES = ("private", "workspace", "public")
+from engine.catalog.rules import VISIBILITIES
+from engine.training.config import TUNE_OPTIONS, tune_usage
 
 
 @command("search", "search [WORDS] [task:T] [base:B]",
@@ -52,18 +50,11 @@ def info(req: Request) -> Reply:
     return card_reply(req.engine.catalog.card(req.caller, req.values["model"]))
 
 
-@command("tune", "tune NAME [base=MODEL] [epochs=N] [lr=X] [batch_size=N] [optimizer=adamw|sgd] "
-                 "[lora_r=N] [lora_alpha=N] [early_stopping=N] (+ an attached Q&A file)",
+@command("tune", tune_usage() + " (+ an attached Q&A file)",
          arg("name", "name of the tuned model (created if new)"),
          opt("file", "the Q&A file (CSV, TSV, JSONL, JSON)", type="file", required=True),
          opt("base", "base model to tune (default: the store's default base)"),
-         opt("epochs", "passes over the data (default: chosen from the file's size)", type="int"),
-         opt("lr", "learning rate, e.g. 1e-3", type="float"),
-         opt("batch_size", "examples per step", type="int"),
-         opt("optimizer", "adamw or sgd", type="choice", choices=("adamw", "sgd")),
-         opt("lora_r", "LoRA rank", type="int"),
-         opt("lora_alpha", "LoRA alpha", type="int"),
-         opt("early_stopping", "epochs without improvement before stopping", type="int"))
+         *(opt(o.name, o.help, type=o.type, choices=o.choices) for o in TUNE_OPTIONS))
 def tune(req: Request) -> Reply:
     """Fine-tune a model with LoRA on an attached Q&A file.
 
@@ -71,10 +62,10 @@ def tune(req: Request) -> Reply:
     evaluates before/after and stores a new live version. Progress is posted here.
     """
     name, file = req.values["name"], req.values["file"]
-    options = {k: req.values[k] for k in TUNE_OPTIONS if req.values.get(k) is not None}
+    options = {o.name: req.values[o.name] for o in TUNE_OPTIONS
+               if req.values.get(o.name) is not None}
     job = req.engine.jobs.submit_tune(req.caller, name, file.filename, file.data, options,
-                                      dict(req.ctx.origin), base=req.get("base"),
-                                      idempotency_key=req.ctx.origin.get("idempotency_key"))
+                                      req.ctx.origin, base=req.get("base"))
     settings = ", ".join(f"{k}={v}" for k, v in options.items())
     return Reply(title=f"Job {job.id}: tuning {job.model_name}",
                  text=f"Job {job.id} {job.state}: tuning {job.model_name} on {file.filename} "
@@ -109,7 +100,7 @@ def cancel(req: Request) -> Reply:
 def chat(req: Request) -> Reply:
     """Ask a model one question, whether or not it is deployed here."""
     answer = req.engine.chat.answer(req.caller, req.values["model"], req.values["message"],
-                                    question_ref=str(req.ctx.origin.get("message", "")))
+                                    question_ref=req.ctx.origin.message)
     return Reply(text=answer.text, kind="chat", message_id=answer.message_id)
 
 
@@ -164,12 +155,12 @@ def retrain(req: Request) -> Reply:
     """
     name, when = req.values["model"], (req.get("when") or "now").strip()
     if when.lower() == "now":
-        outcome = req.engine.retrainer.retrain_now(req.caller, name, dict(req.ctx.origin))
+        outcome = req.engine.retrainer.retrain_now(req.caller, name, req.ctx.origin)
         if outcome.job is None:
             return Reply(text=outcome.message or f"{outcome.model_name} was not retrained.")
         return Reply(text=f"Job {outcome.job.id}: retraining {outcome.model_name}. "
                           "Progress follows here.", kind="success", job_id=outcome.job.id)
-    schedule = req.engine.retrainer.set_schedule(req.caller, name, when, dict(req.ctx.origin))
+    schedule = req.engine.retrainer.set_schedule(req.caller, name, when, req.ctx.origin)
     if schedule.spec == "off":
         return Reply(text=f"Scheduled retraining of {schedule.model_name} is off.", kind="success")
     nxt = f" Next run: {schedule.next_run_at:%Y-%m-%d %H:%M} UTC." if schedule.next_run_at else ""

@@ -12,10 +12,11 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from bot.core.reply import Button, Reply
-from engine.views import JobEventView, JobView
+from engine.views import JobEventView, JobView, ProgressUpdate, RetrainVerdict
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -82,40 +83,34 @@ class JobWatcher:
 # -- texts ------------------------------------------------------------------------------
 def progress_text(job: JobView) -> str:
     """One or two lines: phase, bar, epoch x/y, step, loss, ETA."""
-    data = latest_progress(job)
-    phase = PHASES.get(str(data.get("phase", "")), data.get("phase")) or _phase(job)
+    update = job.latest_progress() or ProgressUpdate()
+    phase = PHASES.get(update.phase, update.phase) or _phase(job)
     parts = [f"Job {job.id} ({job.model_name}): {phase}", bar(job.progress)]
-    epoch, epochs = data.get("epoch"), data.get("epochs")
-    if data.get("event") == "epoch" and epoch is not None:  # an epoch just ended
-        parts.append(f"epoch {epoch}/{epochs} done" if epochs else f"epoch {epoch} done")
-        for key, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
-            if isinstance(data.get(key), (int, float)):
-                parts.append(f"{label} {data[key]:.3f}")
+    if update.event == "epoch" and update.epoch is not None:  # an epoch just ended
+        parts.append(f"epoch {update.epoch}/{update.epochs} done" if update.epochs
+                     else f"epoch {update.epoch} done")
+        for value, label in ((update.train_loss, "train loss"),
+                             (update.val_loss, "validation loss")):
+            if value is not None:
+                parts.append(f"{label} {value:.3f}")
         return " | ".join(parts)
-    if epoch is not None:
-        parts.append(f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}")
-    step, steps = data.get("step"), data.get("steps") or data.get("total_steps")
-    if step is not None:
-        parts.append(f"step {step}/{steps}" if steps else f"step {step}")
-    loss = data.get("loss", data.get("train_loss"))
-    if isinstance(loss, (int, float)):
-        parts.append(f"loss {loss:.3f}")
-    eta = data.get("eta_s", data.get("eta"))
-    if isinstance(eta, (int, float)) and eta >= 0:
-        parts.append(f"about {duration(eta)} left")
+    if update.epoch is not None:
+        parts.append(f"epoch {update.epoch}/{update.epochs}" if update.epochs
+                     else f"epoch {update.epoch}")
+    if update.step is not None:
+        parts.append(f"step {update.step}/{update.total_steps}" if update.total_steps
+                     else f"step {update.step}")
+    if update.loss is not None:
+        parts.append(f"loss {update.loss:.3f}")
+    if update.eta_s is not None and update.eta_s >= 0:
+        parts.append(f"about {duration(update.eta_s)} left")
     return " | ".join(parts)
 
 
 PHASES = {"select": "training", "final": "final pass on every example",
-          "evaluating base": "evaluating the base model", "evaluating": "evaluating",
+          "retrain": "retraining", "evaluating base": "evaluating the base model",
+          "evaluating live": "evaluating the live version", "evaluating": "evaluating",
           "done": "done"}
-
-
-def latest_progress(job: JobView) -> dict[str, Any]:
-    for event in reversed(job.events):
-        if event.kind == "progress" and event.data:
-            return dict(event.data)
-    return {}
 
 
 def _phase(job: JobView) -> str:
@@ -166,21 +161,6 @@ def _fmt(fmt: str, value: Any) -> str:
     return fmt.format(value) if isinstance(value, (int, float)) else "n/a"
 
 
-def trained_f1(result: dict[str, Any]) -> float | None:
-    for key in ("trained_questions_f1", "trained_token_f1", "train_token_f1", "trained_f1"):
-        if isinstance(result.get(key), (int, float)):
-            return float(result[key])
-    for key in ("trained", "metrics_trained", "trained_metrics"):
-        value = result.get(key)
-        if isinstance(value, dict) and isinstance(value.get("token_f1"), (int, float)):
-            return float(value["token_f1"])
-    after = result.get("metrics_after") or {}
-    for key in ("trained_questions_f1", "trained_token_f1", "train_token_f1"):
-        if isinstance(after.get(key), (int, float)):
-            return float(after[key])
-    return None
-
-
 def final_reply(job: JobView) -> Reply:
     """The end of a job: metrics, plot and buttons on success; the reason otherwise."""
     if job.state == "failed":
@@ -190,22 +170,20 @@ def final_reply(job: JobView) -> Reply:
     if job.state == "cancelled":
         return Reply(title=f"Job {job.id} cancelled", job_id=job.id,
                      text=f"Tuning {job.model_name} was cancelled; no new version was stored.")
-    result = job.result or {}
-    if job.kind == "retrain" and "promoted" in result:
-        return _retrain_reply(job, result)
-    version = result.get("version")
+    verdict = job.verdict()
+    if verdict is not None:
+        return _retrain_reply(job, verdict)
+    result = job.tune_result()
+    version = result.version
     name = job.model_name
-    fields = list(metric_fields(result.get("metrics_before") or {},
-                                result.get("metrics_after") or {}))
-    f1 = trained_f1(result)
-    if f1 is not None:
-        fields.append(("Token F1 on the trained questions", f"{f1:.2f}"))
-    for key, label in (("train_seconds", "Training time"), ("total_seconds", "Job time")):
-        if isinstance(result.get(key), (int, float)):
-            fields.append((label, duration(result[key])))
-    plot = result.get("plot") or result.get("plot_path") or result.get("loss_plot")
-    from pathlib import Path
-    image = Path(plot) if plot else None
+    fields = list(metric_fields(result.metrics_before, result.metrics_after))
+    if result.trained_questions_f1 is not None:
+        fields.append(("Token F1 on the trained questions", f"{result.trained_questions_f1:.2f}"))
+    for seconds, label in ((result.train_seconds, "Training time"),
+                           (result.total_seconds, "Job time")):
+        if seconds is not None:
+            fields.append((label, duration(seconds)))
+    image = Path(result.plot) if result.plot else None
     text = f"{name} version {version} is live." if version else f"{name} is ready."
     if image is not None:
         text += f" Loss plot: {image}"
@@ -215,17 +193,16 @@ def final_reply(job: JobView) -> Reply:
                           Button("Publish to workspace", f"publish {name} workspace")))
 
 
-def _retrain_reply(job: JobView, result: dict) -> Reply:
+def _retrain_reply(job: JobView, verdict: RetrainVerdict) -> Reply:
     """A retrain's verdict with both sets of figures: live version against the candidate."""
-    live, candidate = result.get("live") or {}, result.get("candidate") or {}
+    live, candidate = verdict.live, verdict.candidate
     fields = []
     for key, label in (("token_f1", "Held-out token F1"), ("exact_match", "Held-out exact match"),
                        ("new_pairs_f1", "Token F1 on the new pairs")):
         if live.get(key) is not None and candidate.get(key) is not None:
             fields.append((label, f"live {live[key]:.2f} / candidate {candidate[key]:.2f}"))
-    fields.append(("New curated pairs", str(result.get("new_pairs", 0))))
-    title = (f"Job {job.id}: {job.model_name} v{result.get('version')} is live"
-             if result.get("promoted") else f"Job {job.id}: {job.model_name} kept its live version")
-    return Reply(title=title, text=str(result.get("message") or result.get("reason") or ""),
-                 fields=tuple(fields), kind="success" if result.get("promoted") else "info",
-                 job_id=job.id)
+    fields.append(("New curated pairs", str(verdict.new_pairs)))
+    title = (f"Job {job.id}: {job.model_name} v{verdict.version} is live"
+             if verdict.promoted else f"Job {job.id}: {job.model_name} kept its live version")
+    return Reply(title=title, text=verdict.message or verdict.reason, fields=tuple(fields),
+                 kind="success" if verdict.promoted else "info", job_id=job.id)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from bot.core.command import Attachment, Command
 from bot.core.reply import Reply
 from engine.identity import Caller
+from engine.views import Origin
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -26,7 +27,7 @@ class Context:
     caller: Caller
     reply_ref: str = ""  # platform id of the message this one replies to (correct, feedback)
     attachments: tuple[Attachment, ...] = ()
-    origin: dict = field(default_factory=dict)  # where job progress goes: platform, channel, ...
+    origin: Origin = field(default_factory=Origin)  # where job progress goes
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import discord
 from discord import app_commands
 
+from bot.core.text import unexpected_reply
 from bot.discord.chat import DiscordChat
 from bot.discord.commands import build_store_group, run_text
 from bot.discord.context import DiscordDeps
@@ -75,7 +76,7 @@ class StoreClient(discord.AutoShardedClient):
         loop = asyncio.get_running_loop()
 
         def start_sink(job: Any) -> Any:
-            channel_id = str(job.origin.get("thread") or job.origin.get("channel") or "")
+            channel_id = job.origin.thread or job.origin.channel
             if not channel_id.isdigit():
                 return None
             return DiscordJobSink(self.deps, loop,
@@ -113,11 +114,9 @@ class StoreClient(discord.AutoShardedClient):
 
     async def _on_tree_error(self, interaction: discord.Interaction,
                              error: app_commands.AppCommandError) -> None:
-        self.deps.log.error("slash command failed", exc_info=error)
+        reply = unexpected_reply(self.deps.log, "a slash command", error)
         if not interaction.response.is_done():
-            await interaction.response.send_message(
-                "Something went wrong; the store's operator can find it in the log.",
-                ephemeral=True)
+            await interaction.response.send_message(reply.text, ephemeral=True)
 
 
 def default_intents(message_content: bool = True) -> discord.Intents:

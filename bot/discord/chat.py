@@ -18,6 +18,7 @@ import discord
 from bot.core.command import Attachment
 from bot.core.dispatch import Context, error_reply
 from bot.core.reply import Reply
+from bot.core.streaming import GrowingAnswer
 from bot.discord.commands import download, upload_refusal
 from bot.discord.context import (
     DiscordDeps,
@@ -94,10 +95,10 @@ class DiscordChat:
                 while not tokens.empty():
                     more = tokens.get_nowait()
                     if more is None:
-                        stream.text += piece
+                        stream.answer.append(piece)
                         return
                     piece += more
-                stream.text += piece
+                stream.answer.append(piece)
                 try:
                     await stream.show(final=False)
                 except discord.HTTPException as exc:  # the final show tries again
@@ -112,7 +113,8 @@ class DiscordChat:
             lambda: self.deps.dispatcher.chat_turn(ctx, text, history=history, on_token=on_token))
         tokens.put_nowait(None)  # after every token: they were queued before the reply
         await pumping
-        stream.text = reply.text or stream.text
+        if reply.text:
+            stream.answer.replace(reply.text)
         posted = await stream.show(final=True)
         if reply.message_id is not None and posted:
             await self.deps.off_loop(self.deps.dispatcher.answer_posted, reply.message_id,
@@ -168,17 +170,15 @@ class _Stream:
     def __init__(self, deps: DiscordDeps, question: discord.Message) -> None:
         self.deps = deps
         self.question = question
-        self.text = ""
+        self.answer = GrowingAnswer(min_interval_s=deps.edit_interval_s, clock=deps.clock)
         self.posted: list[discord.Message] = []
         self.shown: list[str] = []
-        self.last_edit: float | None = None
 
     async def show(self, *, final: bool) -> list[discord.Message]:
-        now = self.deps.clock()
-        recent = self.last_edit is not None and now - self.last_edit < self.deps.edit_interval_s
-        if not final and recent:
+        if not final and not self.answer.due():
             return self.posted
-        pieces = split_text(self.text) if self.text.strip() else []
+        text = self.answer.text
+        pieces = split_text(text) if text.strip() else []
         if not pieces:
             return self.posted
         for i, piece in enumerate(pieces):
@@ -192,7 +192,7 @@ class _Stream:
             else:
                 self.posted.append(await self.question.channel.send(piece))
                 self.shown.append(piece)
-        self.last_edit = self.deps.clock()
+        self.answer.shown()
         return self.posted
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import uuid
 from typing import Any, Optional
 
 import discord
@@ -19,6 +18,7 @@ from discord import app_commands
 from bot.core.command import Attachment, Command
 from bot.core.dispatch import Context, error_reply
 from bot.core.reply import Reply
+from bot.core.text import unexpected_reply
 from bot.discord.context import DiscordDeps, first_time, interaction_caller, origin_of
 from bot.discord.progress import DiscordJobSink
 from bot.discord.render import format_bytes, render
@@ -134,10 +134,7 @@ async def run_and_respond(deps: DiscordDeps, interaction: discord.Interaction, w
 
 
 def unexpected(deps: DiscordDeps, exc: BaseException) -> Reply:
-    ref = uuid.uuid4().hex[:6]
-    deps.log.error("unexpected error in a Discord command (ref %s)", ref, exc_info=exc)
-    return Reply(text=f"Something went wrong (ref {ref}). The store's operator can find the "
-                      "details in the log under that reference.", kind="error", ephemeral=True)
+    return unexpected_reply(deps.log, "a Discord command", exc)
 
 
 def channel_of(interaction: discord.Interaction) -> Any:

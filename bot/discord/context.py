@@ -14,6 +14,7 @@ import discord
 
 from engine.identity import Caller
 from engine.settings import Settings
+from engine.views import Origin
 
 T = TypeVar("T")
 
@@ -73,11 +74,9 @@ def make_caller(user: discord.abc.User, channel: Any, guild_id: int | None, *,
     channel_id = str(getattr(channel, "id", "") or "")
     if isinstance(channel, discord.Thread):
         thread, channel_id = channel_id, str(channel.parent_id or channel_id)
-    workspace = f"discord:{guild_id}" if guild_id else f"discord:dm:{user.id}"
-    return Caller(platform="discord", workspace=workspace, user=f"discord:{user.id}",
-                  channel=channel_id, thread=thread,
-                  is_admin=is_admin(user, permissions, admin_role),
-                  display_name=getattr(user, "display_name", "") or user.name)
+    return Caller.for_discord(guild_id, user.id, channel=channel_id, thread=thread,
+                              is_admin=is_admin(user, permissions, admin_role),
+                              display_name=getattr(user, "display_name", "") or user.name)
 
 
 def interaction_caller(interaction: discord.Interaction, admin_role: str | None) -> Caller:
@@ -93,6 +92,7 @@ def message_caller(message: discord.Message, admin_role: str | None) -> Caller:
                        admin_role=admin_role)
 
 
-def origin_of(caller: Caller, **extra: Any) -> dict:
+def origin_of(caller: Caller, *, message: str = "", interaction: str = "") -> Origin:
     """Where a job's progress goes (stored with the job)."""
-    return {"platform": "discord", "channel": caller.channel, "thread": caller.thread, **extra}
+    return Origin(platform="discord", channel=caller.channel, thread=caller.thread,
+                  message=message, interaction=interaction)

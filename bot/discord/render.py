@@ -13,6 +13,7 @@ from typing import Any
 import discord
 
 from bot.core.reply import Button, Reply
+from bot.core.text import split_text as split_pieces
 
 MESSAGE_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
@@ -50,20 +51,8 @@ class Rendered:
 
 
 def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Cut text into pieces of at most `limit` characters, at a line break or space if any."""
-    text = text or ""
-    pieces: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = window.rfind("\n")
-        if cut < limit // 2:
-            cut = window.rfind(" ")
-        if cut < limit // 2:
-            cut = limit
-        pieces.append(text[:cut].rstrip())
-        text = text[cut:].lstrip("\n ") if cut < limit else text[cut:]
-    pieces.append(text)
-    return [p for p in pieces if p] or [""]
+    """Pieces of at most `limit` characters (Discord's 2,000 by default)."""
+    return split_pieces(text, limit)
 
 
 def render(reply: Reply) -> Rendered:

@@ -189,7 +189,7 @@ def slack_announcer(engine: "Engine", client: WebClient, *, watcher: JobWatcher 
     poster = Poster(client, log)
 
     def start_sink(job):
-        channel, thread = job.origin.get("channel"), job.origin.get("thread") or ""
+        channel, thread = job.origin.channel, job.origin.thread
         if not channel:
             return None
         opening = Reply(title=f"Job {job.id}: scheduled retrain of {job.model_name}",

@@ -61,8 +61,8 @@ class AdminCache:
 def make_caller(admins: AdminCache, *, team: str, user: str, channel: str = "",
                 thread: str = "") -> Caller:
     is_admin, name = admins.lookup(user) if user else (False, "")
-    return Caller(platform="slack", workspace=f"slack:{team}", user=f"slack:{team}:{user}",
-                  channel=channel, thread=thread, is_admin=is_admin, display_name=name)
+    return Caller.for_slack(team, user, channel=channel, thread=thread, is_admin=is_admin,
+                            display_name=name)
 
 
 def strip_mentions(text: str, bot_user_id: str) -> str:

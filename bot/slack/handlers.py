@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
@@ -24,6 +23,7 @@ from bot.core.dispatch import Context, Dispatcher, error_reply
 from bot.core.parse import parse
 from bot.core.progress import JobWatcher
 from bot.core.reply import Reply
+from bot.core.text import unexpected_reply
 from bot.slack.context import (
     AdminCache,
     event_team,
@@ -37,7 +37,9 @@ from bot.slack.files import attachment
 from bot.slack.modal import read_form, tune_view
 from bot.slack.post import NOT_POSTABLE, Poster, StatusSink, StreamedAnswer
 from engine.errors import is_user_error
+from engine.identity import Caller
 from engine.settings import Settings
+from engine.views import Origin
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -150,10 +152,7 @@ class SlackHandlers:
                         channel=channel, user=user, thread_ts=thread)
 
     def _deployed_here(self, team: str, user: str, channel: str) -> bool:
-        from engine.identity import Caller
-
-        caller = Caller(platform="slack", workspace=f"slack:{team}", user=f"slack:{team}:{user}",
-                        channel=channel)
+        caller = Caller.for_slack(team, user, channel=channel)
         return self.engine.catalog.deployed(caller) is not None
 
     def _tune_from_file(self, team: str, user: str, channel: str, ts: str, file: dict[str, Any],
@@ -174,7 +173,7 @@ class SlackHandlers:
             if history is None:
                 history = self.engine.chat.history_for(caller)
         ctx = Context(caller, reply_ref=thread if in_thread else "",
-                      origin={**_origin(channel, thread), "message": ts})
+                      origin=_origin(channel, thread, message=ts))
         stream = StreamedAnswer(self.poster, self.edits, channel=channel, thread_ts=thread,
                                 min_interval_s=self.stream_interval_s, clock=self.clock)
         reply = self.dispatcher.chat_turn(ctx, text, history=history, on_token=stream.on_token)
@@ -229,11 +228,7 @@ class SlackHandlers:
             if is_user_error(exc):
                 reply = error_reply(exc)
             else:
-                ref = uuid.uuid4().hex[:6]
-                self.log.error("Slack request failed (ref %s)", ref, exc_info=exc)
-                reply = Reply(text=f"Something went wrong (ref {ref}). The store's operator "
-                                   "can find the details in the log under that reference.",
-                              kind="error", ephemeral=True)
+                reply = unexpected_reply(self.log, "a Slack request", exc)
             try:
                 self.poster.ephemeral(replace(reply, ephemeral=True), channel=channel, user=user,
                                       thread_ts=thread_ts, respond=respond)
@@ -241,11 +236,9 @@ class SlackHandlers:
                 self.log.exception("could not tell %s about a failure", user)
 
 
-def _origin(channel: str, thread: str = "", *, key: str = "") -> dict[str, Any]:
-    origin: dict[str, Any] = {"platform": "slack", "channel": channel, "thread": thread}
-    if key:
-        origin["idempotency_key"] = key
-    return origin
+def _origin(channel: str, thread: str = "", *, key: str = "", message: str = "") -> Origin:
+    return Origin(platform="slack", channel=channel, thread=thread, message=message,
+                  idempotency_key=key)
 
 
 def _model_name(filename: str) -> str:

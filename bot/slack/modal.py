@@ -1,6 +1,6 @@
 """The fine-tune modal: the view `/store tune` opens, and its submission as command text.
 
-The form holds what `tune` takes (name, base, epochs, learning rate, batch size) and a
+The form holds what `tune` takes (name, base, and every option of TUNE_OPTIONS) and a
 file_input for the Q&A file; a submission becomes the same `tune NAME key=value ...` text
 the other platforms send, so the command core validates it once for everyone.
 """
@@ -11,10 +11,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from engine.training.config import TUNE_OPTIONS
+
 CALLBACK_ID = "store_tune"
 FILE_TYPES = ["csv", "tsv", "jsonl", "json", "txt"]
-NUMBERS = (("epochs", "Epochs", False, "3"), ("lr", "Learning rate", True, "0.001"),
-           ("batch_size", "Batch size", False, "8"))
+NUMBERS = tuple(o for o in TUNE_OPTIONS if o.type in ("int", "float"))
+CHOICES = tuple(o for o in TUNE_OPTIONS if o.type == "choice")
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,19 @@ def tune_view(*, channel: str, thread_ts: str = "", name: str = "",
             "placeholder": {"type": "plain_text", "text": default_base or "default base"}},
             optional=True),
     ]
-    for key, label, decimal, example in NUMBERS:
+    for option in NUMBERS:
         element: dict[str, Any] = {"type": "number_input", "action_id": "value",
-                                   "is_decimal_allowed": decimal,
-                                   "placeholder": {"type": "plain_text", "text": example}}
-        if options.get(key):
-            element["initial_value"] = options[key]
-        blocks.append(_input(key, label, element, optional=True))
+                                   "is_decimal_allowed": option.type == "float",
+                                   "placeholder": {"type": "plain_text", "text": option.example}}
+        if options.get(option.name):
+            element["initial_value"] = options[option.name]
+        blocks.append(_input(option.name, option.label, element, optional=True))
+    for option in CHOICES:
+        choices = [{"text": {"type": "plain_text", "text": c}, "value": c} for c in option.choices]
+        element = {"type": "static_select", "action_id": "value", "options": choices}
+        if options.get(option.name) in option.choices:
+            element["initial_option"] = choices[option.choices.index(options[option.name])]
+        blocks.append(_input(option.name, option.label, element, optional=True))
     blocks.append(_input("file", "Q&A file", {"type": "file_input", "action_id": "value",
                                               "filetypes": FILE_TYPES, "max_files": 1},
                          optional=False,
@@ -85,18 +93,20 @@ def form_errors(view: dict[str, Any]) -> dict[str, str]:
         errors["name"] = "Give the model a name."
     elif " " in name:
         errors["name"] = "Use one word: letters, digits and dashes."
-    for key, label, _decimal, _example in NUMBERS:
-        raw = _value(values, key).get("value")
-        if raw not in (None, "") and _positive(raw) is False:
-            errors[key] = f"{label} must be a number above 0."
+    for option in NUMBERS:
+        raw = _value(values, option.name).get("value")
+        low = option.bounds[0] if option.bounds else 0
+        if raw not in (None, "") and not _at_least(raw, low):
+            errors[option.name] = f"{option.label} must be a number of at least {low:g}."
     if not _value(values, "file").get("files"):
         errors["file"] = "Attach the Q&A file."
     return errors
 
 
-def _positive(raw: str) -> bool:
+def _at_least(raw: str, low: float) -> bool:
+    """The form's own quick check; the command core checks each option's whole range."""
     try:
-        return float(raw) > 0
+        return float(raw) >= low
     except ValueError:
         return False
 
@@ -107,10 +117,14 @@ def read_form(view: dict[str, Any]) -> TuneForm:
     base = (_value(values, "base").get("value") or "").strip()
     if base:
         words.append(f'base="{base}"' if " " in base else f"base={base}")
-    for key, _label, _decimal, _example in NUMBERS:
-        raw = _value(values, key).get("value")
+    for option in NUMBERS:
+        raw = _value(values, option.name).get("value")
         if raw not in (None, ""):
-            words.append(f"{key}={raw}")
+            words.append(f"{option.name}={raw}")
+    for option in CHOICES:
+        picked = (_value(values, option.name).get("selected_option") or {}).get("value")
+        if picked:
+            words.append(f"{option.name}={picked}")
     meta = json.loads(view.get("private_metadata") or "{}")
     return TuneForm(text=" ".join(words),
                     files=tuple(_value(values, "file").get("files") or ()),

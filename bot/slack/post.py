@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.core.reply import Reply
+from bot.core.streaming import GrowingAnswer
 from bot.slack.render import MESSAGE_LIMIT, escape, plain, render, section, split_text
 from engine.views import JobView
 
@@ -132,25 +133,22 @@ class StreamedAnswer:
         self.min_interval_s = min_interval_s
         self.clock = clock
         self.ts = ""  # the first answer message, once posted
-        self._text: list[str] = []
+        self.answer = GrowingAnswer(min_interval_s=min_interval_s, clock=clock)
         self._lock = threading.Lock()
         self._pending: Future | None = None
-        self._last_edit: float | None = None
         self._closed = False
 
     def on_token(self, piece: str) -> None:
+        self.answer.append(piece)
         with self._lock:
-            self._text.append(piece)
-            due = self._last_edit is None or self.clock() - self._last_edit >= self.min_interval_s
-            if self._closed or not due or (self._pending and not self._pending.done()):
+            busy = self._pending is not None and not self._pending.done()
+            if self._closed or busy or not self.answer.due():
                 return
-            self._last_edit = self.clock()
+            self.answer.shown()
             self._pending = self.executor.submit(self._edit)
 
     def _edit(self) -> None:
-        with self._lock:
-            text = "".join(self._text)
-        shown = escape(text)[-MESSAGE_LIMIT:] + " …"
+        shown = escape(self.answer.preview(MESSAGE_LIMIT))
         try:
             self._write(shown)
         except SlackApiError as exc:  # a lost intermediate edit is harmless

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from bot.core.reply import Reply
+from bot.core.text import split_text as split_pieces
 
 MESSAGE_LIMIT = 3900  # characters of text per message
 SECTION_LIMIT = 2900  # characters of one section block's text
@@ -43,23 +44,8 @@ def mrkdwn(text: str) -> str:
 
 
 def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Pieces of at most `limit` characters, cut at the last paragraph, line or space."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max(window.rfind("\n\n"), -1)
-        if cut < limit // 2:
-            cut = window.rfind("\n")
-        if cut < limit // 2:
-            cut = window.rfind(" ")
-        if cut < limit // 2:
-            cut = limit
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip("\n ")
-    if rest or not pieces:
-        pieces.append(rest)
-    return pieces
+    """Pieces of at most `limit` characters (Slack's safe message size by default)."""
+    return split_pieces(text, limit)
 
 
 def _truncate(text: str, limit: int) -> str:

@@ -6,19 +6,15 @@ from typing import Any, Callable, Optional
 
 from sqlalchemy.exc import IntegrityError
 
+from engine import bundled
 from engine.catalog import rules
 from engine.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from engine.identity import Caller
-from engine.settings import DEFAULT_BASE, Settings
+from engine.settings import Settings
 from engine.views import ModelCard, Target, VersionView
 from storage import catalog as store
 from storage.db import Database
 from storage.tables import ModelRecord, ModelVersionRecord
-
-BUNDLED_PATH = f"bundled:{DEFAULT_BASE}"
-BUNDLED_DESCRIPTION = (
-    "SmolLM2-135M-Instruct by Hugging Face: a small English chat and instruction model "
-    "(135M parameters, Apache-2.0) that ships with the store and runs on a CPU.")
 
 
 class Catalog:
@@ -36,12 +32,12 @@ class Catalog:
     def ensure_bundled_base(self) -> None:
         """Register the bundled SmolLM2 base model once (safe to call from every process)."""
         with self.db.session() as s:
-            if store.get_model(s, DEFAULT_BASE) is not None:
+            if store.get_model(s, bundled.NAME) is not None:
                 return
         try:
             self._insert_with_weights(ModelRecord(
-                name=DEFAULT_BASE, description=BUNDLED_DESCRIPTION, tags="chat instruct general",
-                is_base=True, visibility="public"), BUNDLED_PATH)
+                name=bundled.NAME, description=bundled.DESCRIPTION, tags="chat instruct general",
+                is_base=True, visibility="public"), bundled.PATH)
         except IntegrityError:
             pass  # another process registered it first
 
@@ -254,6 +250,17 @@ class Catalog:
 
     # -- running -------------------------------------------------------------------------------
 
+    def live_version(self, name: str) -> VersionView:
+        """The live version of a tuned model (for the jobs that build on it)."""
+        with self.db.session() as s:
+            model = store.get_model(s, rules.normalize_name(name))
+            if model is None:
+                raise NotFound(f"The model {name} no longer exists.")
+            live = store.get_version_by_id(s, model.live_version_id)
+            if live is None or not live.path or model.is_base:
+                raise InvalidInput(f"{name} has no live version to improve; tune it first.")
+            return version_view(live)
+
     def live_target(self, model: ModelRecord | str) -> Target:
         """What the runner loads for `model`: its base's weights plus its live adapter."""
         with self.db.session() as s:
@@ -287,7 +294,8 @@ def version_view(v: ModelVersionRecord) -> VersionView:
     return VersionView(number=v.number, status=v.status, kind=v.kind, created_at=v.created_at,
                        hyperparams=dict(v.hyperparams or {}),
                        metrics_before=dict(v.metrics_before or {}),
-                       metrics_after=dict(v.metrics_after or {}), notes=v.notes, job_id=v.job_id)
+                       metrics_after=dict(v.metrics_after or {}), notes=v.notes, job_id=v.job_id,
+                       dataset_id=v.dataset_id)
 
 
 def _card(m: ModelRecord | store.SearchHit, live: Optional[int], *, versions: Optional[list[VersionView]] = None,

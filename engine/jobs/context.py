@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from engine.catalog.service import Catalog
+    from engine.chat import ChatService
     from engine.datasets.service import Datasets
     from engine.settings import Settings
     from engine.weights import ModelHub
@@ -32,3 +33,4 @@ class JobContext:
     hub: "ModelHub"
     report: Callable[..., None]  # report(progress: float 0..1, message: str, data: dict | None = None, kind: str = "progress")
     should_stop: Callable[[], bool]  # True once the user cancelled: stop at the next step, raise Cancelled
+    chat: "ChatService | None" = None  # conversation logs and curated pairs (retrains)

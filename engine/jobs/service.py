@@ -18,7 +18,7 @@ from engine.identity import Caller
 from engine.limits import RateLimiter
 from engine.settings import Settings
 from engine.training.config import TrainConfig
-from engine.views import JobEventView, JobView
+from engine.views import JobEventView, JobView, Origin, from_dict
 from storage import jobs as store
 from storage.db import Database
 from storage.tables import JobEventRecord, JobRecord
@@ -34,11 +34,14 @@ class JobService:
         self.limits = RateLimiter(db, settings, clock)
 
     def submit_tune(self, caller: Caller, name: str, filename: str, data: bytes,
-                    options: dict, origin: dict, validation: Any = None,
+                    options: dict, origin: Origin | None = None, validation: Any = None,
                     base: Optional[str] = None, idempotency_key: Optional[str] = None) -> JobView:
         """Validate everything, store the dataset, queue the job. A refused request (bad
         options, bad file, name taken, rate limit) leaves no job and no dataset behind;
-        a repeated idempotency_key returns the first submission's job."""
+        a repeated idempotency_key (or origin.idempotency_key) returns the first submission's
+        job."""
+        origin = origin or Origin()
+        idempotency_key = idempotency_key or origin.idempotency_key or None
         existing = self._existing(idempotency_key)
         if existing is not None:
             return existing
@@ -53,7 +56,7 @@ class JobService:
         job = self._create(JobRecord(
             kind="tune", model_name=model.name, base_name=model.base_name or base,
             owner=caller.user, workspace=caller.workspace, params=options,
-            origin=dict(origin or {}), idempotency_key=idempotency_key))
+            origin=origin.stored(), idempotency_key=idempotency_key))
         if job is None:  # the same key won a race a moment ago
             return self._existing(idempotency_key)  # type: ignore[return-value]
         try:
@@ -67,7 +70,7 @@ class JobService:
 
     def submit_retrain(self, model_name: str, *, owner: str, workspace: str,
                        dataset_id: Optional[int], extra_dataset_id: Optional[int] = None,
-                       options: Optional[dict] = None, origin: Optional[dict] = None,
+                       options: Optional[dict] = None, origin: Origin | None = None,
                        base_name: Optional[str] = None, caller: Optional[Caller] = None,
                        idempotency_key: Optional[str] = None) -> JobView:
         """Queue a retrain of `model_name` on its dataset plus curated examples
@@ -85,7 +88,7 @@ class JobService:
 
     def submit(self, kind: str, model_name: str, *, owner: str, workspace: str,
                base_name: Optional[str] = None, dataset_id: Optional[int] = None,
-               params: Optional[dict] = None, origin: Optional[dict] = None,
+               params: Optional[dict] = None, origin: Origin | None = None,
                idempotency_key: Optional[str] = None) -> JobView:
         """Queue a job of any registered kind whose inputs are already in the store
         (retrain, evaluate); no limits apply here."""
@@ -96,7 +99,7 @@ class JobService:
             lambda s: store.model_base_name(s, model_name)) or ""
         job = self._create(JobRecord(
             kind=kind, model_name=model_name, base_name=base_name, owner=owner,
-            workspace=workspace, params=dict(params or {}), origin=dict(origin or {}),
+            workspace=workspace, params=dict(params or {}), origin=(origin or Origin()).stored(),
             idempotency_key=idempotency_key))
         if job is None:
             return self._existing(idempotency_key)  # type: ignore[return-value]
@@ -234,7 +237,7 @@ def job_view(job: JobRecord, events: Optional[list[JobEventRecord]] = None) -> J
     return JobView(
         id=job.id, kind=job.kind, state=job.state, model_name=job.model_name,
         base_name=job.base_name, owner=job.owner, workspace=job.workspace,
-        progress=job.progress, params=dict(job.params or {}), origin=dict(job.origin or {}),
+        progress=job.progress, params=dict(job.params or {}), origin=from_dict(Origin, job.origin),
         result=dict(job.result or {}), error=job.error, created_at=job.created_at,
         started_at=job.started_at, finished_at=job.finished_at,
         events=[event_view(e) for e in events or []])

@@ -9,15 +9,15 @@ engine/workflows/retrain.py; what it takes to go live is engine/retraining/gate.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from engine.catalog.rules import check_manage
 from engine.errors import InvalidInput, PermissionDenied
 from engine.identity import Caller
 from engine.retraining.schedule import cron_for, latest_fire, next_fire
-from engine.views import JobView, ScheduleView
+from engine.views import JobView, Origin, ScheduleView, from_dict
 from storage import conversations
 from storage import schedules as schedule_rows
 from storage.tables import ModelRecord, ModelVersionRecord
@@ -48,7 +48,7 @@ class Retrainer:
         self.clock = clock
 
     def set_schedule(self, caller: Caller, name: str, spec: str,
-                     origin: dict[str, Any] | None = None) -> ScheduleView:
+                     origin: Origin | None = None) -> ScheduleView:
         """Set when MODEL retrains: daily, weekly, off or a cron expression."""
         spec = (spec or "").strip().lower()
         model = self.catalog.resolve(caller, name)
@@ -63,7 +63,7 @@ class Retrainer:
         with self.db.session() as session:
             record = schedule_rows.upsert(
                 session, model.id, spec, min_new_examples=self.settings.retrain_min_examples,
-                created_by=caller.user, origin=dict(origin or {}), now=now)
+                created_by=caller.user, origin=(origin or Origin()).stored(), now=now)
             return self._view(model.name, record, now)
 
     def schedule(self, caller: Caller, name: str) -> ScheduleView | None:
@@ -72,7 +72,8 @@ class Retrainer:
             record = schedule_rows.get(session, model.id)
             return None if record is None else self._view(model.name, record, self.clock())
 
-    def retrain_now(self, caller: Caller, name: str, origin: dict[str, Any] | None = None) -> RetrainOutcome:
+    def retrain_now(self, caller: Caller, name: str,
+                    origin: Origin | None = None) -> RetrainOutcome:
         """Retrain MODEL at once (still skipped when too few new curated pairs exist)."""
         model = self.catalog.resolve(caller, name)
         if model.is_base:
@@ -80,7 +81,8 @@ class Retrainer:
         check_manage(caller, model, "retrain it")  # owner, or an admin of the model's workspace
         self.jobs.limits.check_tune(caller)  # a user's retrain is a fine-tune they start
         self.jobs.limits.check_workspace_jobs(model.workspace or caller.workspace)
-        return self._fire(model.id, model.name, f"now:{uuid.uuid4().hex[:12]}", dict(origin or {}))
+        return self._fire(model.id, model.name, f"now:{uuid.uuid4().hex[:12]}",
+                          origin or Origin())
 
     def run_due(self, now: datetime | None = None) -> list[RetrainOutcome]:
         """Fire every schedule with a slot in (last run, now]. Safe to call from many processes."""
@@ -91,16 +93,16 @@ class Retrainer:
                 since = record.last_run_at or record.created_at
                 slot = latest_fire(record.spec, _aware(since), now)
                 if slot is not None:
-                    due.append((record.model_id, slot, dict(record.origin or {})))
+                    due.append((record.model_id, slot, from_dict(Origin, record.origin)))
         outcomes = []
         for model_id, slot, origin in due:
-            origin = {**origin, "scheduled": True}  # the adapter announces it there
+            origin = replace(origin, scheduled=True)  # the adapter announces it there
             with self.db.session() as session:
                 name = session.get(ModelRecord, model_id).name
             outcomes.append(self._fire(model_id, name, slot.isoformat(), origin, at=slot))
         return outcomes
 
-    def _fire(self, model_id: int, name: str, slot: str, origin: dict[str, Any],
+    def _fire(self, model_id: int, name: str, slot: str, origin: Origin,
               at: datetime | None = None) -> RetrainOutcome:
         now = self.clock()
         with self.db.session() as session:

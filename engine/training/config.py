@@ -52,6 +52,60 @@ NOT_TRAINING = {"base", "name", "validation", "wait", "dry_run", "json"}
 
 
 @dataclass(frozen=True)
+class TuneOption:
+    """One setting a user may give `tune`, wherever it is given: the command language
+    (`epochs=3`), the command line (`--epochs 3`), Slack's tune modal and Discord's slash
+    options are all built from TUNE_OPTIONS."""
+
+    name: str  # as typed in chat: "lr"
+    field: str  # the TrainConfig field it sets: "learning_rate"
+    label: str  # a form's label: "Learning rate"
+    type: str  # int|float|choice
+    help: str
+    example: str = ""  # a placeholder value for forms
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        allowed = RULES[self.field][1]
+        return tuple(allowed) if self.type == "choice" else ()
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """(lowest, highest) for a number, None for a choice."""
+        allowed = RULES[self.field][1]
+        return None if self.type == "choice" else (allowed[0], allowed[1])
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag: --learning-rate, --batch-size."""
+        return "--" + self.field.replace("_", "-")
+
+
+TUNE_OPTIONS: tuple[TuneOption, ...] = (
+    TuneOption("epochs", "epochs", "Epochs", "int",
+               "passes over the data (default: chosen from the file's size)", "3"),
+    TuneOption("lr", "learning_rate", "Learning rate", "float", "learning rate, e.g. 1e-3",
+               "0.001"),
+    TuneOption("batch_size", "batch_size", "Batch size", "int", "examples per step", "8"),
+    TuneOption("optimizer", "optimizer", "Optimizer", "choice", "adamw or sgd"),
+    TuneOption("lora_r", "lora_r", "LoRA rank", "int", "LoRA rank", "16"),
+    TuneOption("lora_alpha", "lora_alpha", "LoRA alpha", "int",
+               "LoRA alpha (default: twice the rank)", "32"),
+    TuneOption("early_stopping", "early_stopping", "Early stopping", "int",
+               "epochs without a better validation loss before stopping (0: off)", "0"),
+)
+"""The tune options users see, in the order they are shown."""
+
+
+def tune_usage(name: str = "NAME") -> str:
+    """`tune NAME [base=MODEL] [epochs=N] [lr=X] ...`, from TUNE_OPTIONS."""
+    shown = {"int": "N", "float": "X"}
+    words = [f"[{o.name}={'|'.join(o.choices) if o.choices else shown[o.type]}]"
+             for o in TUNE_OPTIONS]
+    return f"tune {name} [base=MODEL] " + " ".join(words)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """How one LoRA fine-tune runs. Defaults suit a ~100M-parameter model and a small FAQ."""
 

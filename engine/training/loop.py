@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,6 +20,7 @@ from engine.training.checkpoint import (
 from engine.training.config import TrainConfig, default_epochs, lr_factor
 from engine.training.encoding import IGNORE, Encoded, Messages, encode_all
 from engine.training.threads import cpu_threads
+from engine.views import ProgressUpdate
 
 
 @dataclass
@@ -102,7 +103,7 @@ def mean_answer_loss(model: Any, encoded: Sequence[Encoded], pad_id: int,
 
 
 def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Sequence[Messages],
-          config: TrainConfig, *, on_progress: Callable[[dict], None] | None = None,
+          config: TrainConfig, *, on_progress: Callable[[ProgressUpdate], None] | None = None,
           should_stop: Callable[[], bool] | None = None, checkpoint_dir: Path | None = None,
           resume: bool = True, clock: Callable[[], float] = time.perf_counter) -> TrainResult:
     """Fine-tune LoRA adapters on `model` (a causal LM, changed in place) and return them.
@@ -110,7 +111,7 @@ def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Seq
     Examples are lists of {"role", "content"} messages. A checkpoint is written after every
     epoch to checkpoint_dir; with resume=True a later call with the same data and config
     continues after the last finished epoch. should_stop() is checked before every step and
-    raises Cancelled; on_progress gets a dict after every optimizer step and epoch."""
+    raises Cancelled; on_progress gets a ProgressUpdate after every optimizer step and epoch."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -129,115 +130,187 @@ def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Seq
                       lora_dropout=config.lora_dropout, task_type="CAUSAL_LM",
                       target_modules=list(config.target_modules))
     peft_model = get_peft_model(model, lora)
+    run = _Run(peft_model, config, epochs, device, train_enc, val_enc, pad_id,
+               on_progress=on_progress, should_stop=should_stop, clock=clock,
+               checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None)
     try:
         with cpu_threads(device):
-            return _run(peft_model, train_enc, val_enc, pad_id, epochs, device, config,
-                        on_progress, should_stop, checkpoint_dir, resume, clock)
+            if resume:
+                run.resume()
+            while not run.done:
+                run.epoch()
+                run.save_checkpoint()
+            return run.result()
     except BaseException:
         peft_model.unload()  # a failed or cancelled run hands the base model back unchanged
         raise
 
 
-def _run(peft_model: Any, train_enc: list[Encoded], val_enc: list[Encoded], pad_id: int,
-         epochs: int, device: Any, config: TrainConfig,
-         on_progress: Callable[[dict], None] | None, should_stop: Callable[[], bool] | None,
-         checkpoint_dir: Path | None, resume: bool, clock: Callable[[], float]) -> TrainResult:
-    import torch
+@dataclass
+class _State:
+    """What a checkpoint carries besides the weights and the optimizer."""
 
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=config.learning_rate, momentum=0.9,
-                                    weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
-                                      weight_decay=config.weight_decay)
-    n_batches = -(-len(train_enc) // config.batch_size)
-    steps_per_epoch = -(-n_batches // config.grad_accum)
-    total_steps = steps_per_epoch * epochs
-    warmup = int(config.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, warmup, total_steps, config.lr_schedule))
+    epoch: int = 0  # epochs finished
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_loss: float = float("inf")
+    bad_epochs: int = 0
+    best_weights: dict[str, Any] | None = None  # kept only under early stopping
+    stopped_early: bool = False
 
-    state = dict(epoch=0, history=[], best_epoch=0, best_loss=float("inf"), bad_epochs=0,
-                 best_weights=None, stopped_early=False)
-    data_print = fingerprint(config, epochs, train_enc, val_enc)
-    path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
-    if path and resume and path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        if saved.get("fingerprint") == data_print:
-            load_weights(peft_model, saved["weights"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["rng"])
-            state.update(saved["state"])
-    resumed_from = state["epoch"]
 
-    started, tokens, step = clock(), 0, state["epoch"] * steps_per_epoch
-    done_before = step
-    peft_model.train()
-    while state["epoch"] < epochs and not state["stopped_early"]:
-        epoch = state["epoch"] + 1
-        epoch_started, epoch_loss, epoch_count = clock(), 0.0, 0
-        batches = make_batches(train_enc, config.batch_size, config.seed * 100_003 + epoch)
-        for g in range(0, len(batches), config.grad_accum):
-            if should_stop is not None and should_stop():
-                raise Cancelled(f"Training stopped during epoch {epoch} of {epochs}.")
-            group = [[train_enc[i] for i in b] for b in batches[g:g + config.grad_accum]]
-            n_answer = sum(sum(1 for y in lab[1:] if y != IGNORE) for b in group for _, lab in b)
-            for batch in group:
-                ids, labels = collate(batch, pad_id, device)
-                with _autocast(device):
-                    loss_sum, _ = answer_loss_sum(peft_model, ids, labels)
-                (loss_sum / n_answer).backward()
-                epoch_loss += float(loss_sum.detach())
-                tokens += sum(len(x) for x, _ in batch)
-            epoch_count += n_answer
-            if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            elapsed = clock() - started
-            rate = elapsed / max(1, step - done_before)
-            if on_progress is not None:
-                on_progress(dict(event="step", epoch=epoch, epochs=epochs, step=step,
-                                 total_steps=total_steps, loss=epoch_loss / max(epoch_count, 1),
-                                 lr=scheduler.get_last_lr()[0], eta_s=rate * (total_steps - step),
-                                 tokens_per_s=tokens / elapsed if elapsed > 0 else 0.0))
-        val_loss = mean_answer_loss(peft_model, val_enc, pad_id) if val_enc else None
-        peft_model.train()
-        state["history"].append(dict(epoch=epoch, train_loss=epoch_loss / max(epoch_count, 1),
-                                     val_loss=val_loss, lr=scheduler.get_last_lr()[0],
-                                     seconds=clock() - epoch_started))
-        score = val_loss if val_loss is not None else -epoch  # no validation: latest is best
-        if score < state["best_loss"]:
-            state.update(best_loss=score, best_epoch=epoch, bad_epochs=0,
-                         best_weights=trainable_weights(peft_model) if config.early_stopping else None)
+class _Run:
+    """One training run: the optimizer and schedule over the LoRA weights, one epoch at a
+    time, checkpointed after each."""
+
+    def __init__(self, model: Any, config: TrainConfig, epochs: int, device: Any,
+                 train_enc: list[Encoded], val_enc: list[Encoded], pad_id: int, *,
+                 on_progress: Callable[[ProgressUpdate], None] | None,
+                 should_stop: Callable[[], bool] | None, clock: Callable[[], float],
+                 checkpoint: Path | None) -> None:
+        import torch
+
+        self.model, self.config, self.epochs, self.device = model, config, epochs, device
+        self.train_enc, self.val_enc, self.pad_id = train_enc, val_enc, pad_id
+        self.on_progress, self.should_stop, self.clock = on_progress, should_stop, clock
+        self.checkpoint = checkpoint
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if config.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(self.params, lr=config.learning_rate, momentum=0.9,
+                                             weight_decay=config.weight_decay)
         else:
-            state["bad_epochs"] += 1
-            if config.early_stopping and state["bad_epochs"] >= config.early_stopping:
-                state["stopped_early"] = True
-        state["epoch"] = epoch
-        if path:
-            save(path, dict(fingerprint=data_print, weights=trainable_weights(peft_model),
-                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                             rng=torch.get_rng_state(), state=state))
-        if on_progress is not None:
-            on_progress(dict(state["history"][-1], event="epoch", epochs=epochs, step=step,
-                             total_steps=total_steps))
+            self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate,
+                                               weight_decay=config.weight_decay)
+        n_batches = -(-len(train_enc) // config.batch_size)
+        self.steps_per_epoch = -(-n_batches // config.grad_accum)
+        self.total_steps = self.steps_per_epoch * epochs
+        warmup = int(config.warmup_ratio * self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, warmup, self.total_steps, config.lr_schedule))
+        self.state = _State()
+        self.fingerprint = fingerprint(config, epochs, train_enc, val_enc)
+        self.resumed_from = 0
+        self.started = clock()
+        self.tokens = 0
+        self.step = 0
+        self.steps_before = 0  # steps a resumed run had already done
 
-    kept = state["epoch"]
-    if config.early_stopping and state["best_weights"] is not None:
-        load_weights(peft_model, state["best_weights"])
-        kept = state["best_epoch"]
-    peft_model.eval()
-    seconds = clock() - started
-    return TrainResult(model=peft_model, history=list(state["history"]),
-                       best_epoch=state["best_epoch"], epochs_kept=kept, epochs_planned=epochs,
-                       stopped_early=state["stopped_early"], train_seconds=seconds,
-                       tokens=tokens, tokens_per_s=tokens / seconds if seconds > 0 else 0.0,
-                       resumed_from_epoch=resumed_from)
+    @property
+    def done(self) -> bool:
+        return self.state.epoch >= self.epochs or self.state.stopped_early
+
+    def resume(self) -> None:
+        """Continue after the last finished epoch of a checkpoint for this data and config."""
+        import torch
+
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return
+        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        if saved.get("fingerprint") != self.fingerprint:
+            return
+        load_weights(self.model, saved["weights"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        self.state = _State(**saved["state"])
+        self.resumed_from = self.state.epoch
+        self.step = self.steps_before = self.state.epoch * self.steps_per_epoch
+
+    def epoch(self) -> None:
+        """Train one epoch, then validate and keep the best epoch's figures."""
+        number = self.state.epoch + 1
+        started, loss_sum, answer_tokens = self.clock(), 0.0, 0
+        self.model.train()
+        batches = make_batches(self.train_enc, self.config.batch_size,
+                               self.config.seed * 100_003 + number)
+        for g in range(0, len(batches), self.config.grad_accum):
+            if self.should_stop is not None and self.should_stop():
+                raise Cancelled(f"Training stopped during epoch {number} of {self.epochs}.")
+            group = [[self.train_enc[i] for i in b] for b in batches[g:g + self.config.grad_accum]]
+            summed, counted = self._optimizer_step(group)
+            loss_sum, answer_tokens = loss_sum + summed, answer_tokens + counted
+            self._report_step(number, loss_sum / max(answer_tokens, 1))
+        val_loss = mean_answer_loss(self.model, self.val_enc, self.pad_id) if self.val_enc else None
+        self.model.train()
+        self.state.history.append(dict(epoch=number, train_loss=loss_sum / max(answer_tokens, 1),
+                                       val_loss=val_loss, lr=self.scheduler.get_last_lr()[0],
+                                       seconds=self.clock() - started))
+        self._keep_best(number, val_loss)
+        self.state.epoch = number
+        if self.on_progress is not None:
+            last = self.state.history[-1]
+            self.on_progress(ProgressUpdate(
+                event="epoch", epoch=number, epochs=self.epochs, step=self.step,
+                total_steps=self.total_steps, train_loss=last["train_loss"], val_loss=val_loss))
+
+    def _optimizer_step(self, group: list[list[Encoded]]) -> tuple[float, int]:
+        """Forward and backward over a group of batches, then one optimizer step. Returns
+        the summed answer loss and the number of answer tokens it covers."""
+        import torch
+
+        n_answer = sum(sum(1 for y in lab[1:] if y != IGNORE) for b in group for _, lab in b)
+        summed = 0.0
+        for batch in group:
+            ids, labels = collate(batch, self.pad_id, self.device)
+            with _autocast(self.device):
+                loss, _ = answer_loss_sum(self.model, ids, labels)
+            (loss / n_answer).backward()
+            summed += float(loss.detach())
+            self.tokens += sum(len(x) for x, _ in batch)
+        if self.config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return summed, n_answer
+
+    def _report_step(self, epoch: int, loss: float) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = self.clock() - self.started
+        rate = elapsed / max(1, self.step - self.steps_before)
+        self.on_progress(ProgressUpdate(
+            event="step", epoch=epoch, epochs=self.epochs, step=self.step,
+            total_steps=self.total_steps, loss=loss, eta_s=rate * (self.total_steps - self.step),
+            tokens_per_s=self.tokens / elapsed if elapsed > 0 else 0.0))
+
+    def _keep_best(self, epoch: int, val_loss: float | None) -> None:
+        score = val_loss if val_loss is not None else -epoch  # no validation: latest is best
+        state = self.state
+        if score < state.best_loss:
+            state.best_loss, state.best_epoch, state.bad_epochs = score, epoch, 0
+            if self.config.early_stopping:
+                state.best_weights = trainable_weights(self.model)
+        else:
+            state.bad_epochs += 1
+            if self.config.early_stopping and state.bad_epochs >= self.config.early_stopping:
+                state.stopped_early = True
+
+    def save_checkpoint(self) -> None:
+        import torch
+
+        if self.checkpoint is None:
+            return
+        save(self.checkpoint, dict(fingerprint=self.fingerprint,
+                                   weights=trainable_weights(self.model),
+                                   optimizer=self.optimizer.state_dict(),
+                                   scheduler=self.scheduler.state_dict(),
+                                   rng=torch.get_rng_state(), state=asdict(self.state)))
+
+    def result(self) -> TrainResult:
+        kept = self.state.epoch
+        if self.config.early_stopping and self.state.best_weights is not None:
+            load_weights(self.model, self.state.best_weights)
+            kept = self.state.best_epoch
+        self.model.eval()
+        seconds = self.clock() - self.started
+        return TrainResult(model=self.model, history=list(self.state.history),
+                           best_epoch=self.state.best_epoch, epochs_kept=kept,
+                           epochs_planned=self.epochs, stopped_early=self.state.stopped_early,
+                           train_seconds=seconds, tokens=self.tokens,
+                           tokens_per_s=self.tokens / seconds if seconds > 0 else 0.0,
+                           resumed_from_epoch=self.resumed_from)
 
 
 def _place(model: Any, wanted: str) -> Any:

@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.errors import InvalidInput
 from engine.jobs.context import JobContext
-from engine.workflows.steps import answer_budget, score
+from engine.workflows.steps import answer_budget, phase, score
 
 
 def run_evaluation(ctx: JobContext) -> dict[str, Any]:
@@ -22,8 +22,8 @@ def run_evaluation(ctx: JobContext) -> dict[str, Any]:
     target = ctx.catalog.live_target(ctx.model_name)
     base, tokenizer = ctx.hub.load(target.base_path)
     budget = answer_budget(tokenizer, examples, ctx.settings.max_new_tokens)
-    ctx.report(0.05, f"Evaluating {ctx.model_name} on {len(examples)} {split} examples.",
-               {"phase": "evaluating"})
+    phase(ctx, 0.05, f"Evaluating {ctx.model_name} on {len(examples)} {split} examples.",
+          "evaluating")
     scored = PeftModel.from_pretrained(base, target.adapter_path) if target.adapter_path else base
     try:
         scored.eval()

@@ -8,6 +8,7 @@ import json
 import shutil
 import time
 import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +19,63 @@ from engine.training.config import TrainConfig
 from engine.training.evaluation import evaluate, validation_loss
 from engine.training.loop import TrainResult, train
 from engine.training.plots import loss_plot
+from engine.views import ProgressUpdate, as_dict
 
 REPORT_EVERY_S = 5.0  # step progress is written at most this often (epochs always)
 
 
-def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list, validation: list,
-           config: TrainConfig, stage: str, label: str, span: tuple[float, float]) -> TrainResult:
+def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list,
+                    validation: list, config: TrainConfig, stage: str, label: str,
+                    span: tuple[float, float]) -> TrainResult:
+    """train(), with its progress written to the job: every epoch, and steps at most every
+    REPORT_EVERY_S seconds, mapped onto the share `span` of the job's progress bar."""
     low, high = span
     last = {"at": 0.0}
 
-    def on_progress(p: dict) -> None:
+    def on_progress(p: ProgressUpdate) -> None:
         now = time.monotonic()
-        if p["event"] == "step" and now - last["at"] < REPORT_EVERY_S:
+        if p.event == "step" and now - last["at"] < REPORT_EVERY_S:
             return
         last["at"] = now
-        share = round(low + (high - low) * p["step"] / max(1, p["total_steps"]), 4)
-        if p["event"] == "epoch":
-            val = "" if p.get("val_loss") is None else f", validation loss {p['val_loss']:.3f}"
-            message = (f"{label}: epoch {p['epoch']}/{p['epochs']} done, train loss "
-                       f"{p['train_loss']:.3f}{val}.")
-            data = {"phase": stage, **p}
+        share = round(low + (high - low) * (p.step or 0) / max(1, p.total_steps or 1), 4)
+        if p.event == "epoch":
+            val = "" if p.val_loss is None else f", validation loss {p.val_loss:.3f}"
+            message = (f"{label}: epoch {p.epoch}/{p.epochs} done, train loss "
+                       f"{p.train_loss:.3f}{val}.")
         else:
-            message = (f"{label}: epoch {p['epoch']}/{p['epochs']}, step {p['step']}/"
-                       f"{p['total_steps']}, loss {p['loss']:.3f}, {eta_text(p['eta_s'])} left.")
-            data = {"phase": stage, **{k: p[k] for k in ("epoch", "epochs", "step", "total_steps",
-                                                         "loss", "eta_s", "tokens_per_s")}}
-        ctx.report(share, message, data)
+            message = (f"{label}: epoch {p.epoch}/{p.epochs}, step {p.step}/{p.total_steps}, "
+                       f"loss {p.loss:.3f}, {eta_text(p.eta_s or 0.0)} left.")
+        ctx.report(share, message, as_dict(replace(p, phase=stage)))
 
     return train(model, tokenizer, examples, validation, config, on_progress=on_progress,
                  should_stop=ctx.should_stop, checkpoint_dir=Path(ctx.checkpoint_dir) / stage)
 
 
+def phase(ctx: JobContext, share: float, message: str, name: str) -> None:
+    """Report the start of a phase of the job (a ProgressUpdate with only the phase set)."""
+    ctx.report(share, message, as_dict(ProgressUpdate(phase=name)))
+
+
+def stop_if_cancelled(ctx: JobContext) -> None:
+    if ctx.should_stop():
+        raise Cancelled("Cancelled by the user.")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A version that went live: its number and where its files are."""
+
+    version: int
+    adapter: str
+    plot: str
+
+
 def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: list,
-             best_epoch: int, memo: "Memo", known: dict, filename: str, n: int,
-             epochs: int) -> dict[str, Any]:
+            best_epoch: int, memo: "Memo", known: dict, filename: str, n: int,
+            epochs: int) -> Published:
     """Save the adapter and plot as adapters_dir/<model>/v<N> (temp folder, then rename) and
     record the live version. A failure or cancel before the record leaves nothing behind."""
-    owner = Caller(platform=ctx.owner.split(":", 1)[0], workspace=ctx.workspace, user=ctx.owner)
+    owner = Caller.job_owner(ctx.owner, ctx.workspace)
     record = ctx.catalog.create_or_get_tuned(owner, ctx.model_name, ctx.base_name)
     number = ctx.catalog.next_version_number(record.id)
     parent = ctx.settings.adapters_dir / record.name
@@ -67,8 +88,7 @@ def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: l
                  else "as requested" if config.epochs else "picked from the file's size")
         loss_plot(history, temp / "loss.png", best_epoch=best_epoch,
                   title=f"{record.name}: loss per epoch (validation best at epoch {best_epoch})")
-        if ctx.should_stop():
-            raise Cancelled("Cancelled by the user.")
+        stop_if_cancelled(ctx)
         if folder.exists():  # left by a run that died before recording its version
             shutil.rmtree(folder)
         temp.rename(folder)
@@ -85,7 +105,7 @@ def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: l
         shutil.rmtree(temp, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return {"version": view.number, "adapter": str(folder), "plot": str(folder / "loss.png")}
+    return Published(view.number, str(folder), str(folder / "loss.png"))
 
 
 def score(model: Any, tokenizer: Any, examples: list, budget: int) -> dict[str, Any]:

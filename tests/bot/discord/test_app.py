@@ -23,6 +23,7 @@ from bot.discord.app import build_discord_client, run
 from bot.discord.render import MESSAGE_LIMIT, split_text
 from bot.discord.testing import MESSAGE_CONTENT_INTENT, FakeDiscord, Recorded
 from engine.identity import Caller
+from engine.views import Origin
 
 TOKEN = "test-token-do-not-log"
 EPHEMERAL = 64
@@ -410,8 +411,7 @@ def test_a_scheduled_retrain_is_announced_in_the_channel_where_it_was_set(engine
         async with connected(engine, watcher_factory=lambda: JobWatcher(
                 engine, poll_s=0.05, min_interval_s=0.0)) as (fake, client):
             announcer = client.announcer(poll_s=0.05)
-            origin = {"platform": "discord", "channel": fake.channel_id, "thread": "",
-                      "scheduled": True}
+            origin = Origin(platform="discord", channel=str(fake.channel_id), scheduled=True)
             # A retrain of a model without a live version fails at once: enough to report.
             job = engine.jobs.submit("retrain", "tiny", owner="discord:1",
                                      workspace=f"discord:{fake.guild_id}", origin=origin)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from engine.identity import Caller
 from engine.settings import Settings
+from engine.views import Origin
 from tests.helpers.slack import SlackRig, blocks_text, start_rig
 
 FAQ = "question,answer\n" + "\n".join(
@@ -279,12 +281,12 @@ def test_a_scheduled_retrain_is_announced_where_its_schedule_was_set(rig: SlackR
     client = WebClient(token="xoxb-test", base_url=rig.fake.api_url)
     announcer = slack_announcer(engine, client, watcher=JobWatcher(engine, poll_s=0.05,
                                                                    min_interval_s=0.0))
-    origin = {"platform": "slack", "channel": "C9", "thread": "111.222", "scheduled": True}
+    origin = Origin(platform="slack", channel="C9", thread="111.222", scheduled=True)
     # A retrain of a model that has no live version fails at once: enough to see the report.
     job = engine.jobs.submit("retrain", "tiny", owner="slack:T1:UADMIN", workspace="slack:T1",
                              params={"new_pairs": 12}, origin=origin)
     engine.jobs.submit("retrain", "tiny", owner="slack:T1:UADMIN", workspace="slack:T1",
-                       origin={**origin, "platform": "discord"})  # not Slack's to announce
+                       origin=replace(origin, platform="discord"))  # not Slack's to announce
     assert announcer.poll_once() == [job.id]
     assert announcer.poll_once() == []  # announced once, also across processes
     opening = rig.fake.wait_for("chat.postMessage", lambda p: "scheduled retrain" in

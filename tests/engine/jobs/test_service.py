@@ -17,9 +17,10 @@ from engine.errors import (
 from engine.identity import Caller
 from engine.jobs.backends import LocalBackend, NullBackend
 from engine.settings import Settings
+from engine.views import Origin
 from storage.tables import DatasetRecord, JobRecord, ModelRecord
 
-ORIGIN = {"platform": "slack", "channel": "C1", "thread": "1.2"}
+ORIGIN = Origin(platform="slack", channel="C1", thread="1.2")
 ALICE = Caller(platform="slack", workspace="slack:T1", user="slack:T1:UA", display_name="alice")
 BOB = Caller(platform="slack", workspace="slack:T1", user="slack:T1:UB", display_name="bob")
 ADMIN_T1 = Caller(platform="slack", workspace="slack:T1", user="slack:T1:UZ", is_admin=True)

@@ -9,6 +9,7 @@ import pytest
 
 from engine.errors import InvalidInput, PermissionDenied
 from engine.identity import Caller
+from engine.views import Origin
 from engine.retraining.gate import gate
 from engine.retraining.schedule import latest_fire, next_fire
 from engine.retraining.scheduler import RetrainScheduler
@@ -56,7 +57,7 @@ def tuned_home(tmp_path_factory, tiny_base_dir):
     engine.catalog.add_base(admin, "tiny", str(tiny_base_dir), description="tiny", tags="test")
     engine.catalog.publish(admin, "tiny", "public")
     job = engine.jobs.submit_tune(admin, "helpdesk", "faq.csv", faq_csv(),
-                                  {"epochs": "1", "lr": "1e-3"}, {"platform": "console"},
+                                  {"epochs": "1", "lr": "1e-3"}, Origin(platform="console"),
                                   base="tiny")
     assert engine.jobs.wait(job.id, timeout=600).state == "succeeded"
     engine.close()

@@ -13,6 +13,7 @@ from engine.training.encoding import IGNORE, encode_chat
 from engine.training.evaluation import evaluate, validation_loss
 from engine.training.loop import train
 from engine.training.threads import busy_threads
+from engine.views import ProgressUpdate
 
 CODES = ["K7", "Q2", "Z9", "M4", "B8", "T3", "W6", "R1", "P5", "H0"]
 FAST = dict(learning_rate=1e-2, batch_size=5, warmup_ratio=0.0, lr_schedule="constant")
@@ -105,7 +106,7 @@ def test_training_lowers_the_loss_and_moves_answers_toward_the_references(
         tiny_model, tokenizer, tmp_path: Path) -> None:
     examples = faq()
     before = evaluate(tiny_model, tokenizer, examples, max_new_tokens=12)
-    seen: list[dict] = []
+    seen: list[ProgressUpdate] = []
     result = train(tiny_model, tokenizer, examples, examples[:2],
                    TrainConfig(epochs=12, **FAST), on_progress=seen.append,
                    checkpoint_dir=tmp_path)
@@ -113,9 +114,9 @@ def test_training_lowers_the_loss_and_moves_answers_toward_the_references(
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < losses[0] - 1.0
     assert after["token_f1"] > before["token_f1"] + 0.2
-    steps = [s for s in seen if s["event"] == "step"]
-    assert [s["step"] for s in steps] == list(range(1, 25)) and steps[-1]["total_steps"] == 24
-    assert all(s["eta_s"] >= 0 and s["loss"] > 0 for s in steps)
+    steps = [s for s in seen if s.event == "step"]
+    assert [s.step for s in steps] == list(range(1, 25)) and steps[-1].total_steps == 24
+    assert all(s.eta_s >= 0 and s.loss > 0 for s in steps)
     assert (tmp_path / "last.pt").exists() and result.tokens > 0
 
 
