@@ -20,32 +20,12 @@ from bot.slack.app import SlackHTTPServer, build_slack_app
 from bot.slack.testing import FakeSlack, SignedSender
 from engine.identity import Caller
 from engine.settings import Settings
+from engine.testing import tiny_model
 
 SECRET = "bench-secret"
 TOKEN = "xoxb-bench"
 QUESTIONS = ("What are your opening hours?", "How do I reset my password?",
              "Can I return an item after 30 days?", "Do you ship abroad?")
-
-
-def tiny_model(folder: Path) -> Path:
-    """A 2-layer Llama with the real SmolLM2 tokenizer (what tests/conftest.py builds)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from engine.weights import bundled_gguf
-
-    gguf = bundled_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-        initializer_range=0.2,  # larger random weights: varied answers, not one token repeated
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
 
 
 def percentile(values: list[float], q: float) -> float:

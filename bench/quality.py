@@ -1,6 +1,6 @@
 """`gptstore bench quality`: does a tune with the defaults know the sample FAQ's answers?
 
-The bundled SmolLM2-135M (fp32, CPU) answers every question of engine/data/sample_faq.csv
+The bundled SmolLM2-135M (fp32, CPU) answers every question of engine/datasets/samples/sample_faq.csv
 greedily before and after training, scored by mean token F1 against the file's answers.
 The training is what the live version of `gptstore tune` gets: every example of the file, the
 default TrainConfig, for the epochs the default picks for the file's training split.

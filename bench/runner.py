@@ -1,4 +1,4 @@
-"""`gptstore bench [NAME] [--json]`: runs bot/bench/NAME.py's run(args) and prints its figures."""
+"""`gptstore bench [NAME] [--json]`: runs bench/NAME.py's run(args) and prints its figures."""
 
 from __future__ import annotations
 

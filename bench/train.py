@@ -1,7 +1,7 @@
 """`gptstore bench train`: training tokens/s of our loop against transformers Trainer + PEFT.
 
 All runs, in one process: the bundled SmolLM2-135M (fp32, CPU), the sample FAQ
-(engine/data/sample_faq.csv) in the chat template with the loss on answer tokens only, LoRA
+(engine/datasets/samples/sample_faq.csv) in the chat template with the loss on answer tokens only, LoRA
 r=16 / alpha=32 on all linear projections, AdamW at lr 2e-3, batch 8. The baseline pads per
 batch (DataCollatorForSeq2Seq), as FACTS measured it (~77 tokens/s).
 

@@ -82,6 +82,7 @@ class Engine:
     def housekeeping(self) -> dict[str, int]:
         """Periodic clean-up: conversation logs past their retention, old platform event ids."""
         purged = self.chat.purge_old()
+        self.chat.limits.forget_idle()  # chat rate buckets of users idle for a minute
         with self.db.session() as session:
             keys = events.purge_before(session, self.clock() - timedelta(days=2))
         return {"messages": purged, "event_keys": keys}

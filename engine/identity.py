@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class Caller:
     """A user on a platform, in a workspace and channel.
 
-    `user` is globally unique ("slack:T1:U1", "discord:G1:123", "console:alice"); `workspace`
+    `user` is globally unique ("slack:T1:U1", "discord:123", "console:alice"); `workspace`
     is the tenant ("slack:T1", "discord:G1", "local"). `is_admin` is mapped by each adapter
     from its platform's roles (Slack workspace admins, Discord Manage Server).
     """

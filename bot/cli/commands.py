@@ -1,7 +1,7 @@
 """What each `gptstore` subcommand does: one engine call, then text or one JSON document.
 
 The command line acts as the local user "console:<login>" in workspace "local", an admin.
-Human output reuses the chat replies' rendering (bot/core/cards.py + render_text); `--json`
+Human output reuses the chat replies' rendering (bot/core/cards.py + bot/console/render.py); `--json`
 prints engine views through engine.views.as_dict.
 """
 

@@ -1,7 +1,7 @@
 """Parsing and validating uploaded Q&A files into examples, or one error listing every problem.
 
-Size, archive and encoding checks come first, then the readers (qa_formats for tables,
-qa_json for JSON), then validation: empty fields, duplicates, too few, too long. Every
+Size, archive and encoding checks come first, then the readers (csv_format for tables,
+json_format for JSON), then validation: empty fields, duplicates, too few, too long. Every
 problem names its row, line or item and says what to do.
 """
 

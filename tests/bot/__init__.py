@@ -1,1 +1,1 @@
-"""TODO"""
+"""Tests of the chat adapters, one folder per bot package."""

@@ -1,6 +1,6 @@
 """Slack for the adapter tests: the real Bolt app over HTTP on 127.0.0.1, a fake Web API.
 
-The fake Slack Web API server itself ships with the code (bot/slack_testing.py), so the
+The fake Slack Web API server itself ships with the code (bot/slack/testing.py), so the
 benchmarks use the same one; this module wires it to a running app for a test.
 """
 

@@ -1,1 +1,1 @@
-"""TODO"""
+"""End-to-end scenarios: isolation, secrets, hostile input, limits, Celery kills, the real model."""

@@ -1,5 +1,6 @@
-"""Jobs on the real PostgreSQL and Redis: the local backend and the Celery backend pass the same
-tests (run, cancel, a worker killed mid-job, a restart), and a dropped connection is not fatal."""
+"""Jobs on the real PostgreSQL, Redis and RabbitMQ: the local backend and the Celery backend (on
+a Redis broker and on a RabbitMQ broker) pass the same tests (run, cancel, a worker killed
+mid-job, a restart), and a dropped connection is not fatal."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ from engine.jobs.plan import WorkerPlan
 from engine.jobs.service import JobService
 from engine.settings import Settings
 from storage.db import Database
+from tests.conftest import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS = "redis://127.0.0.1:6379/12"
+AMQP = os.environ.get("GPTSTORE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+BROKERS = {"celery": REDIS, "celery-amqp": AMQP}
 PLAN = WorkerPlan(kinds={"step": "tests.helpers.jobs:stepping"},
                   engine_factory="tests.helpers.jobs:bare_engine",
                   heartbeat_s=0.2, stale_after_s=3.0, sweep_s=0.2)
@@ -37,16 +41,34 @@ def redis_client():
     try:
         client.ping()
     except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"Redis is not reachable at {REDIS}: {exc}")
+        missing_service(f"Redis is not reachable at {REDIS}: {exc}")
     return client
+
+
+def check_amqp() -> None:
+    from kombu import Connection
+
+    try:
+        with Connection(AMQP, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        missing_service(f"RabbitMQ is not reachable at {AMQP}: {exc}")
+
+
+def delete_amqp_queue(queue: str) -> None:
+    from kombu import Connection
+
+    with Connection(AMQP, connect_timeout=3) as connection:
+        connection.default_channel.queue_delete(queue)
 
 
 class Harness:
     """Starts workers of one backend kind and always stops them."""
 
     def __init__(self, kind: str, settings: Settings, tmp: Path) -> None:
-        if kind == "celery":
-            settings = settings.with_(jobs="celery", celery_broker_url=REDIS)
+        self.broker = BROKERS.get(kind)
+        if self.broker:
+            settings = settings.with_(jobs="celery", celery_broker_url=self.broker)
         self.kind, self.settings, self.tmp = kind, settings, tmp
         self.queue = f"gptstore-test-{uuid.uuid4().hex[:8]}"
         self.processes: list[subprocess.Popen] = []
@@ -73,7 +95,7 @@ class Harness:
             return
         env = {**os.environ, "GPTSTORE_HOME": str(self.settings.home),
                "DATABASE_URL": self.settings.database_url, "GPTSTORE_JOBS": "celery",
-               "CELERY_BROKER_URL": REDIS, "PYTHONPATH": str(ROOT)}
+               "CELERY_BROKER_URL": self.broker, "PYTHONPATH": str(ROOT)}
         log = open(self.tmp / f"celery-{len(self.processes)}.log", "wb")
         self.processes.append(subprocess.Popen(
             [sys.executable, "-m", "engine.jobs", "serve", f"--queue={self.queue}",
@@ -88,7 +110,10 @@ class Harness:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
-        if self.sender is not None:
+        if self.sender is not None and self.kind == "celery-amqp":
+            self.sender.close()
+            delete_amqp_queue(self.queue)
+        elif self.sender is not None:
             self.sender.close()
             client = redis_client()
             client.delete(self.queue)
@@ -108,10 +133,12 @@ def pg_settings(pg_url: str, settings: Settings) -> Settings:
     return out
 
 
-@pytest.fixture(params=["local", "celery"])
+@pytest.fixture(params=["local", "celery", "celery-amqp"])
 def harness(request, pg_settings: Settings, tmp_path: Path):
     if request.param == "celery":
         redis_client()
+    if request.param == "celery-amqp":
+        check_amqp()
     h = Harness(request.param, pg_settings, tmp_path)
     yield h
     h.close()
@@ -179,7 +206,7 @@ def test_a_killed_worker_s_job_resumes_elsewhere_without_repeating_steps(
     job = submit(service, tmp_path, "k", steps=6, block_at=3, marker=str(marker))
     wait_for(marker.exists)
     os.kill(int(marker.read_text()), signal.SIGKILL)  # the process running the job body
-    if harness.kind == "celery":
+    if harness.broker:
         harness.start_worker()  # a second worker; the first one is gone for good
     done = service.wait(job.id, timeout=90, poll=0.1)
     assert done.state == "succeeded", done.error

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Tests of storage against SQLite and PostgreSQL."""

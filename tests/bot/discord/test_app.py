@@ -1,4 +1,4 @@
-"""The Discord adapter: the real discord.py client against a local fake Discord (tests/fake_discord.py).
+"""The Discord adapter: the real discord.py client against a local fake Discord (bot/discord/testing.py).
 
 Every test connects through DISCORD_API_URL (GET /gateway/bot, then the gateway), pushes
 events as Discord would, and checks what the bot sent back. Waits are bounded waits on the

@@ -1,4 +1,4 @@
-"""engine/jobs.py: submitting a fine-tune, seeing it, cancelling it, and one real run."""
+"""engine/jobs/service.py: submitting a fine-tune, seeing it, cancelling it, and one real run."""
 
 from __future__ import annotations
 

@@ -9,11 +9,11 @@ import pytest
 
 from engine.errors import InvalidInput, PermissionDenied
 from engine.identity import Caller
-from engine.views import Origin
 from engine.retraining.gate import gate
 from engine.retraining.schedule import latest_fire, next_fire
 from engine.retraining.scheduler import RetrainScheduler
 from engine.retraining.service import Retrainer
+from engine.views import Origin
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)  # a Monday, noon
 QA = [(f"How do I reset widget {i}?", f"Open Settings, choose Widget {i}, then press Reset.")

