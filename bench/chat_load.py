@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile
 from bot.slack.app import SlackHTTPServer, build_slack_app
 from bot.slack.testing import FakeSlack, SignedSender
 from engine.identity import Caller
@@ -26,11 +27,6 @@ SECRET = "bench-secret"
 TOKEN = "xoxb-bench"
 QUESTIONS = ("What are your opening hours?", "How do I reset my password?",
              "Can I return an item after 30 days?", "Do you ship abroad?")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def chat_load(users: int = 8, turns_per_user: int = 6, max_new_tokens: int = 32) -> dict[str, Any]:

@@ -17,31 +17,18 @@ import os
 import time
 from typing import Any
 
-from bench.train import faq_examples
-
-
-def options(args: list[str]) -> dict[str, str]:
-    """--key value pairs into a dict (keys without the dashes)."""
-    found: dict[str, str] = {}
-    for i in range(0, len(args) - 1, 2):
-        found[args[i].lstrip("-").replace("-", "_")] = args[i + 1]
-    return found
+from bench.common import bundled_model, faq_examples, options
 
 
 def run(args: list[str]) -> dict[str, Any]:
-    from transformers.utils import logging as hf_logging
 
     from engine.datasets.splits import split
-    from engine.settings import Settings
     from engine.training.config import TrainConfig, default_epochs
     from engine.training.evaluation import evaluate
     from engine.training.loop import train
-    from engine.weights import BUNDLED_NAME, ModelHub
 
-    hf_logging.disable_progress_bar()
     given = options(args)
-    settings = Settings.from_env().with_(device="cpu")
-    model, tokenizer = ModelHub(settings).load(f"bundled:{BUNDLED_NAME}")
+    settings, model, tokenizer = bundled_model()
     examples = faq_examples()
     epochs = int(given.get("epochs", 0)) or default_epochs(len(split(len(examples))["train"]))
     overrides: dict[str, Any] = {"epochs": epochs}

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from bench.common import options
 from engine.catalog.service import Catalog
 from engine.identity import Caller
 from engine.settings import Settings
@@ -37,8 +38,8 @@ COMMON = ["assistant", "answers", "questions", "customer", "support", "bot", "mo
 
 
 def run(args: list[str]) -> dict[str, Any]:
-    entries = _option(args, "--entries", 100_000)
-    searches = _option(args, "--searches", 200)
+    given = options(args, entries=100_000, searches=200)
+    entries, searches = given["entries"], given["searches"]
     rng = random.Random(0)
     vocabulary = COMMON + TASKS + _rare_words(rng, 6000)  # word of rank r drawn ~ 1/(r+1)
     weights = list(itertools.accumulate(1.0 / (rank + 1) for rank in range(len(vocabulary))))
@@ -148,9 +149,3 @@ def _timed(work) -> tuple[float, float]:
 
 def _pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-def _option(args: list[str], flag: str, default: int) -> int:
-    if flag in args and args.index(flag) + 1 < len(args):
-        return int(args[args.index(flag) + 1])
-    return default

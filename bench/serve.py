@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile
 from engine.datasets import SAMPLE_FAQ
 from engine.serving.runner import ChatRunner
 from engine.settings import Settings
@@ -91,7 +92,7 @@ def run(args: list[str]) -> dict[str, Any]:
         "ratio": round(ours_tps / base_tps, 2),
         "identical_answers": f"{same}/{len(requests)}",
         "first_token_ms_p50": round(statistics.median(ttft)),
-        "first_token_ms_p95": round(_p95(ttft)),
+        "first_token_ms_p95": round(percentile(ttft, 95)),
         "adapter_cold_load_ms": cold,
         "single_stream": single,
     }
@@ -263,8 +264,3 @@ def _single_stream(runner: ChatRunner, hub: ModelHub, model: Any, new_tokens: in
         same = sum(a == b for a, b in zip(texts[name], texts["generate"]))
         figures[f"identical_answers_{name}"] = f"{same}/{len(chats)}"
     return figures
-
-
-def _p95(values: list[int]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]

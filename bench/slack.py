@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.common import percentile
 from bot.core.dispatch import Context, Dispatcher
 from bot.slack.app import SlackHTTPServer, build_slack_app
 from bot.slack.context import AdminCache, make_caller
@@ -31,12 +32,6 @@ from engine.settings import Settings
 SECRET = "bench-secret"
 TOKEN = "xoxb-bench"
 TOPICS = ("support", "billing", "returns", "shipping", "onboarding", "hr", "legal", "sales")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def fill_store(engine: Any, home: Path, count: int = 24) -> None:

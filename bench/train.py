@@ -22,27 +22,13 @@ embedding).
 
 from __future__ import annotations
 
-import csv
 import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from engine.datasets import SAMPLE_FAQ
-
-FALLBACK = [("How do I reset my password?", "Click Forgot password on the sign-in page."),
-            ("Which plans do you offer?", "Free, Pro at 8 euros a month and Team at 15.")] * 20
-SAMPLE = SAMPLE_FAQ
-
-
-def faq_examples(path: Path = SAMPLE) -> list[list[dict[str, str]]]:
-    pairs = FALLBACK
-    if path.exists():
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            pairs = [(row["question"], row["answer"]) for row in csv.DictReader(handle)]
-    return [[{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-            for q, a in pairs]
+from bench.common import bundled_model, faq_examples, options
 
 
 def peak_flops(n: int = 2048, repeat: int = 10) -> float:
@@ -102,27 +88,15 @@ def trainer_baseline(model: Any, tokenizer: Any, examples: list, lr: float,
     return seconds, sum(len(r["input_ids"]) for r in rows)
 
 
-def options(args: list[str]) -> dict[str, int]:
-    found = {"rounds": 3, "chunk": 16}
-    for i in range(0, len(args) - 1, 2):
-        found[args[i].lstrip("-")] = int(args[i + 1])
-    return found
-
-
 def run(args: list[str]) -> dict[str, Any]:
     import tempfile
 
     import torch
-    from transformers.utils import logging as hf_logging
 
-    from engine.settings import Settings
     from engine.training.threads import busy_threads
-    from engine.weights import BUNDLED_NAME, ModelHub
 
-    hf_logging.disable_progress_bar()
-    given = options(args)
-    settings = Settings.from_env().with_(device="cpu")
-    model, tokenizer = ModelHub(settings).load(f"bundled:{BUNDLED_NAME}")
+    given = options(args, rounds=3, chunk=16)
+    settings, model, tokenizer = bundled_model()
     n_params = sum(p.numel() for p in model.parameters())
     examples = faq_examples()
     lr = 2e-3

@@ -28,6 +28,8 @@ ADMIN_B = Caller(platform="discord", workspace="discord:G2", user="discord:G2:mo
 
 
 class FakeClock:
+    """A clock the test moves by hand."""
+
     def __init__(self, start: datetime = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)) -> None:
         self.now = start
 

@@ -8,7 +8,6 @@ called "C1", so anything keyed by channel alone would leak across them. Jobs sta
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from bot.core.reply import Reply
 from engine.identity import Caller
 from engine.settings import Settings
 from engine.views import Origin
+from tests.helpers.store import FakeClock
 
 A_X = Caller(platform="slack", workspace="slack:TA", user="slack:TA:UX", channel="C1")
 A_Y = Caller(platform="slack", workspace="slack:TA", user="slack:TA:UY", channel="C1")
@@ -30,19 +30,6 @@ B_ADMIN = Caller(platform="slack", workspace="slack:TB", user="slack:TB:UBOSS", 
 FAQ = ("question,answer\n" + "\n".join(
     f"What is fact number {i}?,Fact number {i} is that the shop opens at {i}." for i in range(12))
     + "\n").encode()
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start: datetime = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def open_engine(settings: Settings, tiny_base_dir: Path, clock: FakeClock | None = None,
