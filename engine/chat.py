@@ -15,7 +15,7 @@ from engine.views import ChatAnswer, Target
 from storage import catalog as catalog_store
 from storage import conversations as logs
 from storage.db import Database
-from storage.tables import FeedbackRecord, MessageRecord
+from storage.tables import FeedbackRecord, MessageRecord, ModelRecord
 
 HISTORY_LIMIT = 20  # messages of a conversation handed back as context
 
@@ -52,7 +52,7 @@ class ChatService:
         if not question:
             raise InvalidInput("Say something to the model, e.g. `/store chat MODEL hello`.")
         self.limits.check_chat(caller)  # per user (GPTSTORE_CHAT_RATE); Busy says when to retry
-        model = self._model_for(caller, model_name)
+        model, chosen_by = self._model_for(caller, model_name)
         target = self.catalog.live_target(model)
         messages: list[dict[str, str]] = []
         if target.system_prompt:
@@ -81,16 +81,14 @@ class ChatService:
                 self.set_answer_ref(answered.id, str(ref))
         return ChatAnswer(text=reply, model_name=model.name, version=target.version,
                           message_id=answered.id, latency_ms=latency,
-                          tokens=int(getattr(generated, "tokens", 0) or 0))
+                          tokens=int(getattr(generated, "tokens", 0) or 0), chosen_by=chosen_by)
 
-    def _model_for(self, caller: Caller, model_name: Optional[str]):
+    def _model_for(self, caller: Caller, model_name: Optional[str]) -> tuple[ModelRecord, str]:
+        """The model named, else the one that answers here (channel, workspace, store)."""
         if model_name:
-            return self.catalog.resolve(caller, model_name)
-        model = self.catalog.deployed(caller)
-        if model is None:
-            raise NotFound("No model is deployed here. Name one (`/store chat MODEL MESSAGE`) "
-                           "or deploy one to this channel with `/store deploy MODEL`.")
-        return model
+            return self.catalog.resolve(caller, model_name), "named"
+        answerer = self.catalog.answering(caller)
+        return answerer.model, answerer.chosen_by
 
     def set_answer_ref(self, message_id: int, platform_message_id: str) -> None:
         """Remember the platform's id of a posted answer, so reactions and replies find it."""

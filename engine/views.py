@@ -196,6 +196,16 @@ class DatasetReport:
 
 
 @dataclass(frozen=True)
+class Source:
+    """An entry of a model's knowledge that an answer was drawn from."""
+
+    ref: str  # where it is: "faq.csv, row 12", "handbook.md, passage 3", "gap 7"
+    question: str  # the entry's question (a passage's heading for documents)
+    text: str  # the entry's answer or the passage
+    score: float  # retrieval score, 0..1
+
+
+@dataclass(frozen=True)
 class ChatAnswer:
     text: str
     model_name: str
@@ -203,6 +213,9 @@ class ChatAnswer:
     message_id: int | None  # the logged answer's id (feedback and corrections point here)
     latency_ms: int
     tokens: int = 0
+    chosen_by: str = "named"  # named (asked by name)|channel|workspace|store: who picked the model
+    sources: tuple[Source, ...] = ()  # the entries the answer was drawn from, best first
+    grounded: bool = True  # False exactly when the model declined: its sources do not cover it
 
 
 @dataclass(frozen=True)

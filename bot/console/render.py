@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.core.reply import Reply
+from bot.core.text import footer_lines
 
 COLOURS = {"error": "31", "busy": "33", "success": "32", "info": "36", "chat": "0"}
 
@@ -23,6 +24,8 @@ def render(reply: Reply, *, colour: bool = False) -> str:
             value_lines = str(value).splitlines() or [""]
             lines.append(f"  {name + ':':<{width + 1}} {value_lines[0]}")
             lines.extend(f"  {'':<{width + 1}} {more}" for more in value_lines[1:])
+    for line in footer_lines(reply):
+        lines.append(_paint(line, "2", colour))
     if reply.image is not None and str(reply.image) not in reply.text:
         lines.append(f"Image: {reply.image}")
     if reply.buttons:

@@ -20,6 +20,7 @@ from bot.core.dispatch import Context, Dispatcher
 from bot.core.parse import parse
 from bot.core.progress import JobWatcher
 from bot.core.reply import Reply
+from bot.core.text import footer_lines
 from engine.errors import InvalidInput
 from engine.identity import Caller
 from engine.views import JobView, Origin
@@ -161,6 +162,8 @@ class Console:
             self.output.write("\n")
         else:
             self.write(reply.text)
+        for line in footer_lines(reply):
+            self.write(line)
         self.output.flush()
         self.history += [{"role": "user", "content": text},
                          {"role": "assistant", "content": reply.text}]

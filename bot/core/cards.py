@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.core.progress import duration, final_reply, metric_fields, progress_text
 from bot.core.reply import Button, Reply
-from engine.views import DatasetReport, JobView, ModelCard, VersionView
+from engine.views import ChatAnswer, DatasetReport, JobView, ModelCard, VersionView
 
 
 def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = "info") -> Reply:
@@ -99,6 +99,25 @@ def job_reply(job: JobView) -> Reply:
                  fields=tuple(fields), buttons=(Button("Cancel", f"cancel {job.id}", "danger"),))
 
 
+CHOSEN_BY = {
+    "channel": "this channel's model; `/store chat MODEL QUESTION` asks another",
+    "workspace": "this workspace's default model; `/store deploy MODEL` picks one for this "
+                 "channel",
+    "store": "the store's default model, as nothing is deployed here; `/store deploy MODEL` "
+             "picks one",
+}
+
+
+def answer_reply(answer: ChatAnswer) -> Reply:
+    """A chat answer: its text, which model answered and why (unless it was asked by name),
+    and the entries it came from."""
+    why = CHOSEN_BY.get(answer.chosen_by)
+    version = f" v{answer.version}" if answer.version else ""
+    note = f"Answered by {answer.model_name}{version} ({why})." if why else ""
+    return Reply(text=answer.text, kind="chat", message_id=answer.message_id, note=note,
+                 sources=answer.sources)
+
+
 def dataset_reply(report: DatasetReport, name: str) -> Reply:
     split = ", ".join(f"{k} {v}" for k, v in report.split_sizes.items())
     fields = [("File", f"{report.filename} ({report.format})"),
@@ -110,5 +129,5 @@ def dataset_reply(report: DatasetReport, name: str) -> Reply:
                  text="The file is valid; nothing was trained.", kind="success")
 
 
-__all__ = ["card_reply", "search_reply", "versions_reply", "jobs_reply", "job_reply",
+__all__ = ["answer_reply", "card_reply", "search_reply", "versions_reply", "jobs_reply", "job_reply",
            "dataset_reply", "duration"]

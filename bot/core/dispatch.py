@@ -14,6 +14,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from bot.core.cards import answer_reply
 from bot.core.command import Command
 from bot.core.handlers import ALL as HANDLERS
 from bot.core.parse import parse
@@ -81,7 +82,7 @@ class Dispatcher:
             answer = self.engine.chat.answer(ctx.caller, model, text, history=history,
                                              on_token=on_token,
                                              question_ref=ctx.origin.message)
-            return Reply(text=answer.text, kind="chat", message_id=answer.message_id)
+            return answer_reply(answer)
         except Exception as exc:
             return self._failed(exc, "chat")
 

@@ -8,6 +8,7 @@ turns engine errors into error replies.
 from __future__ import annotations
 
 from bot.core.cards import (
+    answer_reply,
     card_reply,
     job_reply,
     jobs_reply,
@@ -101,25 +102,39 @@ def chat(req: Request) -> Reply:
     """Ask a model one question, whether or not it is deployed here."""
     answer = req.engine.chat.answer(req.caller, req.values["model"], req.values["message"],
                                     question_ref=req.ctx.origin.message)
-    return Reply(text=answer.text, kind="chat", message_id=answer.message_id)
+    return answer_reply(answer)
 
 
-@command("deploy", "deploy MODEL", arg("model", "the model to answer in this channel"))
+@command("deploy", "deploy MODEL [default]", arg("model", "the model to answer in this channel"),
+         arg("where", "`default`: the workspace's default model instead of this channel's",
+             type="choice", choices=("default",), required=False))
 def deploy(req: Request) -> Reply:
-    """Bind a model to this channel: plain messages here are answered by it (admins)."""
-    card = req.engine.catalog.deploy(req.caller, req.values["model"])
-    where = req.caller.channel or "this channel"
+    """Bind a model to this channel: plain messages here are answered by it (admins).
+
+    `deploy MODEL default` makes it the workspace's default: it answers mentions and DMs
+    wherever no model is deployed (otherwise the store's default base does).
+    """
+    default = req.get("where") == "default"
+    card = req.engine.catalog.deploy(req.caller, req.values["model"], default=default)
+    live = f" (v{card.live_version})" if card.live_version and not card.is_base else ""
+    where = ("mentions and DMs wherever no model is deployed in this workspace" if default
+             else f"messages in {req.caller.channel or 'this channel'}")
     return Reply(title=f"{card.name} deployed", kind="success",
-                 text=f"{card.name} (v{card.live_version}) now answers messages in {where}.")
+                 text=f"{card.name}{live} now answers {where}.")
 
 
-@command("undeploy", "undeploy")
+@command("undeploy", "undeploy [default]",
+         arg("where", "`default`: unset the workspace's default model", type="choice",
+             choices=("default",), required=False))
 def undeploy(req: Request) -> Reply:
-    """Unbind this channel's model (admins)."""
-    name = req.engine.catalog.undeploy(req.caller)
+    """Unbind this channel's model, or with `default` the workspace's default (admins)."""
+    default = req.get("where") == "default"
+    name = req.engine.catalog.undeploy(req.caller, default=default)
     if name is None:
-        return Reply(text="No model is deployed here.")
-    return Reply(text=f"{name} no longer answers here.", kind="success")
+        return Reply(text="This workspace has no default model." if default
+                     else "No model is deployed here.")
+    return Reply(text=(f"{name} is no longer this workspace's default model." if default
+                       else f"{name} no longer answers here."), kind="success")
 
 
 @command("publish", "publish MODEL private|workspace|public", arg("model", "the model"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.views import Source
+
 
 @dataclass(frozen=True)
 class Button:
@@ -25,6 +27,8 @@ class Reply:
     kind: str = "info"  # info|success|error|busy|chat
     job_id: int | None = None  # set when the command started a job the adapter should follow
     message_id: int | None = None  # set for a chat answer: the logged message id
+    note: str = ""  # a chat answer's attribution: which model answered and how to pick another
+    sources: tuple[Source, ...] = ()  # a chat answer's sources, shown under it
 
     @property
     def is_error(self) -> bool:

@@ -1,4 +1,5 @@
-"""Text every adapter shares: the one "something went wrong" reply, and message splitting."""
+"""Text every adapter shares: the one "something went wrong" reply, message splitting, and the
+lines under a chat answer."""
 
 from __future__ import annotations
 
@@ -40,3 +41,13 @@ def split_text(text: str, limit: int) -> list[str]:
     if rest or not pieces:
         pieces.append(rest)
     return pieces
+
+
+def footer_lines(reply: Reply) -> list[str]:
+    """What follows a chat answer: the entries it came from, and which model answered."""
+    lines = []
+    if reply.sources:
+        lines.append("Sources: " + "; ".join(f"{s.ref}: {s.question}" for s in reply.sources))
+    if reply.note:
+        lines.append(reply.note)
+    return lines

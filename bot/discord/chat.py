@@ -19,6 +19,7 @@ from bot.core.command import Attachment
 from bot.core.dispatch import Context, error_reply
 from bot.core.reply import Reply
 from bot.core.streaming import GrowingAnswer
+from bot.core.text import footer_lines
 from bot.discord.commands import download, upload_refusal
 from bot.discord.context import (
     DiscordDeps,
@@ -114,7 +115,8 @@ class DiscordChat:
         tokens.put_nowait(None)  # after every token: they were queued before the reply
         await pumping
         if reply.text:
-            stream.answer.replace(reply.text)
+            footer = "".join(f"\n-# {line}" for line in footer_lines(reply))
+            stream.answer.replace(reply.text + footer)
         posted = await stream.show(final=True)
         if reply.message_id is not None and posted:
             await self.deps.off_loop(self.deps.dispatcher.answer_posted, reply.message_id,

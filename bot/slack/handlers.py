@@ -23,7 +23,7 @@ from bot.core.dispatch import Context, Dispatcher, error_reply
 from bot.core.parse import parse
 from bot.core.progress import JobWatcher
 from bot.core.reply import Reply
-from bot.core.text import unexpected_reply
+from bot.core.text import footer_lines, unexpected_reply
 from bot.slack.context import (
     AdminCache,
     event_team,
@@ -180,7 +180,7 @@ class SlackHandlers:
         if reply.is_error:
             stream.fail(reply, user=user)
             return
-        posted = stream.finish(reply.text)
+        posted = stream.finish(reply.text, footer_lines(reply))
         if reply.message_id is not None and posted:
             self.dispatcher.answer_posted(reply.message_id, posted)
 

@@ -20,7 +20,16 @@ from slack_sdk.errors import SlackApiError
 
 from bot.core.reply import Reply
 from bot.core.streaming import GrowingAnswer
-from bot.slack.render import MESSAGE_LIMIT, escape, plain, render, section, split_text
+from bot.slack.render import (
+    MESSAGE_LIMIT,
+    SECTION_LIMIT,
+    context_block,
+    escape,
+    plain,
+    render,
+    section,
+    split_text,
+)
 from engine.views import JobView
 
 NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
@@ -154,13 +163,14 @@ class StreamedAnswer:
         except SlackApiError as exc:  # a lost intermediate edit is harmless
             self.poster.log.warning("could not stream an answer: %s", exc.response.get("error"))
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        extra = {"blocks": blocks} if blocks else {}
         if not self.ts:
             result = self.poster.client.chat_postMessage(channel=self.channel, text=text,
-                                                         thread_ts=self.thread_ts)
+                                                         thread_ts=self.thread_ts, **extra)
             self.ts = str(result["ts"])
         else:
-            self.poster.client.chat_update(channel=self.channel, ts=self.ts, text=text)
+            self.poster.client.chat_update(channel=self.channel, ts=self.ts, text=text, **extra)
 
     def _settle(self) -> None:
         with self._lock:
@@ -169,14 +179,22 @@ class StreamedAnswer:
         if pending is not None:
             pending.result()
 
-    def finish(self, text: str) -> str:
-        """Write the final answer; returns the ts of its first message."""
+    def finish(self, text: str, footer: list[str] | None = None) -> str:
+        """Write the final answer, with `footer` (sources, which model answered) in a context
+        block under its last part; returns the ts of its first message."""
         self._settle()
         chunks = split_text(escape(text.strip() or "(no answer)"), MESSAGE_LIMIT)
-        self._write(chunks[0])
-        for chunk in chunks[1:]:
-            self.poster.client.chat_postMessage(channel=self.channel, text=chunk,
-                                                thread_ts=self.thread_ts)
+        context = context_block(footer) if footer else None
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            blocks = [section(piece) for piece in split_text(chunk, SECTION_LIMIT)] + [context] \
+                if last and context else None
+            if index == 0:
+                self._write(chunk, blocks)
+            else:
+                self.poster.client.chat_postMessage(channel=self.channel, text=chunk,
+                                                    thread_ts=self.thread_ts,
+                                                    **({"blocks": blocks} if blocks else {}))
         return self.ts
 
     def fail(self, reply: Reply, *, user: str) -> None:

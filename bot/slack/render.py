@@ -52,6 +52,12 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def context_block(lines: list[str]) -> dict[str, Any]:
+    """Small grey text under a message: an answer's sources and attribution."""
+    return {"type": "context", "elements": [
+        {"type": "mrkdwn", "text": _truncate(mrkdwn(line), SECTION_LIMIT)} for line in lines[:10]]}
+
+
 def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text or " "}}
 

@@ -100,7 +100,16 @@ def is_dm(caller: Caller) -> bool:
             or (caller.platform == "slack" and caller.channel.startswith("D")))
 
 
-def check_deploy(caller: Caller) -> None:
+WORKSPACE_DEFAULT = "*"  # the deployment "channel" that holds a workspace's default model
+WORKSPACE_DEFAULT_SHOWN = "workspace default"
+
+
+def check_deploy(caller: Caller, *, default: bool = False) -> None:
+    if default:
+        if not caller.is_admin and not is_dm(caller):
+            raise PermissionDenied("Only a workspace admin can set the workspace's default "
+                                   "model; ask one of them.")
+        return
     if not caller.channel:
         raise InvalidInput("Deployments belong to a channel; run this command in one.")
     if not caller.is_admin and not is_dm(caller):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,14 @@ from engine.views import ModelCard, Target, VersionView
 from storage import catalog as store
 from storage.db import Database
 from storage.tables import ModelRecord, ModelVersionRecord
+
+
+@dataclass(frozen=True)
+class Answerer:
+    """The model that answers a plain message, and why it was chosen."""
+
+    model: ModelRecord
+    chosen_by: str  # channel|workspace|store (see ChatAnswer.chosen_by)
 
 
 class Catalog:
@@ -180,7 +189,8 @@ class Catalog:
     def _full_card(self, caller: Caller, model: ModelRecord) -> ModelCard:
         with self.db.session() as s:
             versions = [version_view(v) for v in store.versions_of(s, model.id)]
-            channels = store.channels_of(s, model.id, caller.workspace)
+            channels = [rules.WORKSPACE_DEFAULT_SHOWN if c == rules.WORKSPACE_DEFAULT else c
+                        for c in store.channels_of(s, model.id, caller.workspace)]
         live = next((v.number for v in versions if v.status == "live"), None)
         return _card(model, live, versions=versions, deployments=channels)
 
@@ -213,31 +223,53 @@ class Catalog:
             store.make_live(s, model.id, version, self.clock())
         return self._full_card(caller, model)
 
-    def deploy(self, caller: Caller, name: str) -> ModelCard:
-        """Answer plain messages in this channel (or this DM) with `name`."""
-        rules.check_deploy(caller)
+    def deploy(self, caller: Caller, name: str, *, default: bool = False) -> ModelCard:
+        """Answer plain messages in this channel (or this DM) with `name`; with default=True,
+        make it the workspace's default model (mentions and DMs where nothing is deployed)."""
+        rules.check_deploy(caller, default=default)
         model = self.resolve(caller, name)
         if model.live_version_id is None:
             raise ModelUnavailable(f"'{model.name}' has no live version yet; wait for its "
                                    f"tune job to finish (`/store jobs`) and deploy it then.")
+        channel = rules.WORKSPACE_DEFAULT if default else caller.channel
         with self.db.session() as s:
-            store.set_deployment(s, caller.workspace, caller.channel, model.id, caller.user,
+            store.set_deployment(s, caller.workspace, channel, model.id, caller.user,
                                  self.clock())
         return self.card(caller, model.name)
 
-    def undeploy(self, caller: Caller) -> Optional[str]:
-        """Unbind this channel; the name of the model it had, or None if it had none."""
-        rules.check_deploy(caller)
+    def undeploy(self, caller: Caller, *, default: bool = False) -> Optional[str]:
+        """Unbind this channel (default=True: the workspace's default model); the name of the
+        model it had, or None if it had none."""
+        rules.check_deploy(caller, default=default)
+        channel = rules.WORKSPACE_DEFAULT if default else caller.channel
         with self.db.session() as s:
-            model_id = store.delete_deployment(s, caller.workspace, caller.channel)
+            model_id = store.delete_deployment(s, caller.workspace, channel)
             model = store.get_model_by_id(s, model_id) if model_id is not None else None
         return model.name if model is not None else None
 
     def deployed(self, caller: Caller) -> Optional[ModelRecord]:
+        """This channel's (or DM's) deployed model, if any."""
         if not caller.channel:
             return None
+        return self._bound(caller.workspace, caller.channel)
+
+    def workspace_default(self, caller: Caller) -> Optional[ModelRecord]:
+        """The model an admin made the workspace's default (`/store deploy MODEL default`)."""
+        return self._bound(caller.workspace, rules.WORKSPACE_DEFAULT)
+
+    def answering(self, caller: Caller) -> Answerer:
+        """Who answers a plain message here: this channel's deployed model, else the
+        workspace's default, else the store's default base."""
+        for chosen_by, found in (("channel", lambda: self.deployed(caller)),
+                                 ("workspace", lambda: self.workspace_default(caller))):
+            model = found()
+            if model is not None:
+                return Answerer(model, chosen_by)
+        return Answerer(self.resolve(caller, self.settings.default_base), "store")
+
+    def _bound(self, workspace: str, channel: str) -> Optional[ModelRecord]:
         with self.db.session() as s:
-            record = store.get_deployment(s, caller.workspace, caller.channel)
+            record = store.get_deployment(s, workspace, channel)
             return store.get_model_by_id(s, record.model_id) if record else None
 
     def record_usage(self, model_id: int, count: int = 1) -> None:

@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import select
 
 from engine.errors import InvalidInput, NotFound
+from engine.settings import DEFAULT_BASE
 from storage.tables import (
     ConversationRecord,
     FeedbackRecord,
@@ -71,12 +72,14 @@ def test_a_turn_is_answered_streamed_and_logged(store: Store) -> None:
 
 
 def test_plain_messages_go_to_the_channel_deployment(store: Store) -> None:
-    with pytest.raises(NotFound, match="/store deploy MODEL"):
-        store.chat.answer(BOB, None, "hello")
+    first = store.chat.answer(BOB, None, "hello")  # nothing deployed: the store's default base
+    assert (first.model_name, first.chosen_by) == (DEFAULT_BASE, "store")
     store.catalog.deploy(ADMIN_A, "helpdesk")
-    assert store.chat.answer(BOB, None, "hello").model_name == "helpdesk"
-    with pytest.raises(NotFound):
-        store.chat.answer(CAROL, None, "hello")  # deployments belong to one workspace
+    second = store.chat.answer(BOB, None, "hello")
+    assert (second.model_name, second.chosen_by) == ("helpdesk", "channel")
+    other = store.chat.answer(CAROL, None, "hello")  # deployments belong to one workspace
+    assert (other.model_name, other.chosen_by) == (DEFAULT_BASE, "store")
+    assert store.chat.answer(BOB, "helpdesk", "hello").chosen_by == "named"
     with pytest.raises(InvalidInput):
         store.chat.answer(BOB, None, "   ")
 

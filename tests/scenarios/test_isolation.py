@@ -238,11 +238,13 @@ def test_plain_chat_in_a_channel_of_the_same_id_in_another_workspace(world) -> N
     engine, dispatcher = world
     assert say(dispatcher, A_ADMIN, f"deploy {TEAM}").kind == "success"
     assert dispatcher.chat_turn(context(A_Y), "Hello").kind == "chat"
-    for caller in B_CALLERS:
+    for caller in B_CALLERS:  # B's channel C1 has no deployment: the store's default answers
         reply = dispatcher.chat_turn(context(caller), "Hello")
-        assert reply.kind == "error" and "No model is deployed here" in reply.text
+        assert reply.kind == "chat" and TEAM not in reply.note
+        assert "the store's default model" in reply.note
     assert say(dispatcher, B_ADMIN, "undeploy").text == "No model is deployed here."
-    assert say(dispatcher, B_USER, "forget-me").text.startswith("Deleted 0 ")
+    # only B_USER's own question and answer go; A's conversation stays
+    assert say(dispatcher, B_USER, "forget-me").text.startswith("Deleted 2 ")
     assert engine.catalog.deployed(A_Y).name == TEAM  # A's binding survived B's undeploy
     assert engine.chat.history_for(A_Y)  # and A's log B's forget-me
 

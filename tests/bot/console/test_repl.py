@@ -117,7 +117,6 @@ def test_help_lists_every_command_and_explains_one(session: Session) -> None:
     ("info", "`info` needs MODEL"),
     ('info "tiny', "never closed"),
     ("correct better answer", "no answer here to correct"),
-    ("Where is my order?", "No model is deployed here"),
 ])
 def test_each_mistake_gets_one_clear_error(session: Session, tmp_path: Path, line: str,
                                            expected: str) -> None:
@@ -166,3 +165,10 @@ def test_console_loop_reads_lines_until_exit(engine, tmp_path: Path) -> None:
     assert console.run() == 0
     shown = out.getvalue()
     assert shown.count("store> ") == 2 and "tiny" in shown and "never" not in shown
+
+
+def test_a_question_with_nothing_deployed_is_answered_by_the_store_default_and_says_so(
+        session: Session) -> None:
+    shown = session.say("Where is my order?")
+    assert "Answered by tiny (the store's default model, as nothing is deployed here" in shown
+    assert "`/store deploy MODEL` picks one" in shown

@@ -258,13 +258,15 @@ def test_chat_in_a_deployed_channel_streams_by_edits_and_follows_the_reply_chain
             assert turns == [("user", "Hi there"), ("assistant", "Hello world!"),
                              ("user", "And then?")]
 
-            # a channel without a deployment stays quiet unless the bot is mentioned
+            # a channel without a deployment stays quiet unless the bot is mentioned; a
+            # mention there is answered by the store's default model, which the answer names
             fake.channel_id, before = fake.new_id(), len(runner.calls)
             await fake.post_message(fake.member, "just talking")
             await fake.post_message(fake.member, "are you there?", mention_bot=True)
-            await fake.until(lambda: any("No model is deployed here" in content(r)
-                                      for r in fake.requests))
-            assert len(runner.calls) == before
+            await fake.until(lambda: any("Answered by tiny (the store's default model"
+                                         in content(r) for r in fake.requests))
+            assert len(runner.calls) == before + 1
+            assert runner.calls[-1][-1]["content"] == "are you there?"
     asyncio.run(scenario())
 
 

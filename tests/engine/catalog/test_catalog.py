@@ -218,6 +218,30 @@ def test_deploy_binds_the_channel_of_the_workspace(store: Store) -> None:
     assert store.catalog.deployed(BOB) is None and store.catalog.undeploy(ADMIN_A) is None
 
 
+def test_a_plain_message_is_answered_by_the_channel_then_the_workspace_then_the_store(
+        store: Store) -> None:
+    from dataclasses import replace
+
+    store.tuned(ALICE, "helpdesk", "x", visibility="public")
+    store.tuned(ALICE, "sales", "y", visibility="public")
+    elsewhere = replace(BOB, channel="C7")
+    first = store.catalog.answering(elsewhere)
+    assert (first.model.name, first.chosen_by) == (DEFAULT_BASE, "store")  # nothing deployed
+    with pytest.raises(PermissionDenied, match="workspace's default"):
+        store.catalog.deploy(ALICE, "helpdesk", default=True)
+    assert store.catalog.deploy(ADMIN_A, "helpdesk", default=True).deployments == [
+        "workspace default"]
+    second = store.catalog.answering(elsewhere)
+    assert (second.model.name, second.chosen_by) == ("helpdesk", "workspace")
+    assert store.catalog.deployed(elsewhere) is None  # the default is not a channel's model
+    assert store.catalog.answering(CAROL).chosen_by == "store"  # another workspace's default
+    store.catalog.deploy(replace(ADMIN_A, channel="C7"), "sales")
+    third = store.catalog.answering(elsewhere)
+    assert (third.model.name, third.chosen_by) == ("sales", "channel")
+    assert store.catalog.undeploy(ADMIN_A, default=True) == "helpdesk"
+    assert store.catalog.answering(BOB).chosen_by == "store"
+
+
 def test_deploy_needs_a_live_version(store: Store) -> None:
     store.catalog.create_or_get_tuned(ADMIN_A, "unborn", None)
     with pytest.raises(ModelUnavailable, match="no live version yet"):
