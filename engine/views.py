@@ -225,7 +225,11 @@ class ScheduleView:
     min_new_examples: int
     last_run_at: datetime | None
     last_outcome: str
-    next_run_at: datetime | None = None
+    next_runs: tuple[datetime, ...] = ()  # the next three fire times, UTC
+
+    @property
+    def next_run_at(self) -> datetime | None:
+        return self.next_runs[0] if self.next_runs else None
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,8 @@ def retrain(req: Request) -> Reply:
     schedule = req.engine.retrainer.set_schedule(req.caller, name, when, req.ctx.origin)
     if schedule.spec == "off":
         return Reply(text=f"Scheduled retraining of {schedule.model_name} is off.", kind="success")
-    nxt = f" Next run: {schedule.next_run_at:%Y-%m-%d %H:%M} UTC." if schedule.next_run_at else ""
+    runs = ", ".join(f"{run:%a %Y-%m-%d %H:%M}" for run in schedule.next_runs)
+    nxt = f" Next runs (UTC): {runs}." if runs else ""
     return Reply(text=f"{schedule.model_name} retrains {schedule.spec} once it has "
                       f"{schedule.min_new_examples} new curated examples.{nxt}", kind="success")
 

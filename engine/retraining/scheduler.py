@@ -12,7 +12,7 @@ import logging
 from datetime import timezone
 from typing import TYPE_CHECKING, Callable
 
-from engine.retraining.schedule import cron_for, trigger
+from engine.retraining.schedule import CronTrigger
 from storage import schedules as schedule_rows
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class RetrainScheduler:
             if job.id.startswith("retrain-") and job.id not in wanted:
                 job.remove()
         for job_id, spec in wanted.items():
-            self._scheduler.add_job(self.fire, trigger(cron_for(spec)), id=job_id, replace_existing=True,
+            self._scheduler.add_job(self.fire, CronTrigger(spec), id=job_id, replace_existing=True,
                                     max_instances=1, coalesce=True, misfire_grace_time=3600)
         # Catch up on slots missed while no process was running.
         self.fire()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from engine.catalog.rules import check_manage
 from engine.errors import InvalidInput, PermissionDenied
 from engine.identity import Caller
-from engine.retraining.schedule import cron_for, latest_fire, next_fire
+from engine.retraining.schedule import cron_for, latest_fire, next_fires
 from engine.views import JobView, Origin, ScheduleView, from_dict
 from storage import conversations
 from storage import schedules as schedule_rows
@@ -50,7 +50,7 @@ class Retrainer:
     def set_schedule(self, caller: Caller, name: str, spec: str,
                      origin: Origin | None = None) -> ScheduleView:
         """Set when MODEL retrains: daily, weekly, off or a cron expression."""
-        spec = (spec or "").strip().lower()
+        spec = " ".join((spec or "").split()).lower()
         model = self.catalog.resolve(caller, name)
         if model.is_base:
             raise InvalidInput(f"'{model.name}' is a base model; only tuned models are retrained.")
@@ -151,7 +151,7 @@ class Retrainer:
         return ScheduleView(
             model_name=name, spec=record.spec, min_new_examples=record.min_new_examples,
             last_run_at=record.last_run_at, last_outcome=record.last_outcome,
-            next_run_at=next_fire(record.spec, now) if record.spec != "off" else None)
+            next_runs=tuple(next_fires(record.spec, now, 3)))
 
 
 def _aware(moment: datetime) -> datetime:

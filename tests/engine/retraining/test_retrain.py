@@ -10,7 +10,7 @@ import pytest
 from engine.errors import InvalidInput, PermissionDenied
 from engine.identity import Caller
 from engine.retraining.gate import gate
-from engine.retraining.schedule import latest_fire, next_fire
+from engine.retraining.schedule import CronTrigger, latest_fire, next_fire, next_fires
 from engine.retraining.scheduler import RetrainScheduler
 from engine.retraining.service import Retrainer
 from engine.views import Origin
@@ -100,6 +100,60 @@ def test_named_specs_and_cron_fire_at_the_expected_times() -> None:
     assert latest_fire("daily", T0, T0 + timedelta(days=3)) == datetime(2026, 11, 5, 3, 0,
                                                                         tzinfo=timezone.utc)
     assert latest_fire("daily", T0, T0 + timedelta(hours=1)) is None
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("spec, expected", [
+    # every day of the week, Sunday to Saturday, at 03:00 (APScheduler alone refused 0-6)
+    ("0 3 * * 0-6", [utc(2026, 12, 3, 3, 0), utc(2026, 12, 4, 3, 0), utc(2026, 12, 5, 3, 0)]),
+    # the 1st of the month OR a Monday, as crontab means it (not only Mondays that are the 1st)
+    ("0 3 1 * 1", [utc(2026, 12, 7, 3, 0), utc(2026, 12, 14, 3, 0), utc(2026, 12, 21, 3, 0)]),
+    ("0 3 1 * 1", None),  # see below: January the 1st, a Friday in 2027, fires too
+    # every quarter hour in office hours, weekdays only, names as people write them
+    ("*/15 9-17 * * mon-fri", [utc(2026, 12, 4, 17, 15), utc(2026, 12, 4, 17, 30),
+                               utc(2026, 12, 4, 17, 45)]),
+    ("@weekly", [utc(2026, 12, 6, 0, 0), utc(2026, 12, 13, 0, 0), utc(2026, 12, 20, 0, 0)]),
+    ("0 3 * * 7", [utc(2026, 12, 6, 3, 0), utc(2026, 12, 13, 3, 0), utc(2026, 12, 20, 3, 0)]),
+])
+def test_cron_lines_fire_when_crontab_says(spec: str, expected: list | None) -> None:
+    if expected is None:
+        runs = next_fires(spec, utc(2026, 12, 28, 4, 0), 2)
+        assert runs == [utc(2027, 1, 1, 3, 0), utc(2027, 1, 4, 3, 0)]
+        return
+    start = utc(2026, 12, 4, 17, 0) if spec.startswith("*/15") else utc(2026, 12, 2, 10, 0)
+    assert next_fires(spec, start, 3) == expected
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("0 3 * *", "5 fields"), ("61 3 * * *", "not a valid cron line"),
+    ("0 3 * * funday", "not a valid cron line"), ("@fortnightly", "5 fields"),
+    ("0 0 31 2 *", "not a valid cron line"),  # February has no 31st
+])
+def test_a_bad_cron_line_is_refused_in_one_sentence(store, admin, spec: str, says: str) -> None:
+    with pytest.raises(InvalidInput, match=says) as refused:
+        store.retrainer.set_schedule(admin, "helpdesk", spec)
+    assert "\n" not in str(refused.value) and "Traceback" not in str(refused.value)
+    assert store.retrainer.schedule(admin, "helpdesk") is None  # nothing stored
+
+
+def test_setting_a_schedule_shows_its_next_three_runs(store, admin) -> None:
+    from bot.core.dispatch import Dispatcher
+    from bot.core.spec import Context
+
+    store.retrainer.clock = Clock(utc(2026, 12, 2, 10, 0))
+    reply = Dispatcher(store).handle_text("retrain helpdesk 0 3 1 * 1", Context(caller=admin))
+    assert reply.kind == "success", reply.text
+    assert "Mon 2026-12-07 03:00, Mon 2026-12-14 03:00, Mon 2026-12-21 03:00" in reply.text
+
+
+def test_the_scheduler_trigger_fires_by_crontab_rules() -> None:
+    trigger = CronTrigger("0 3 1 * 1")
+    first = trigger.get_next_fire_time(None, utc(2026, 12, 28, 4, 0))
+    assert first == utc(2027, 1, 1, 3, 0)
+    assert trigger.get_next_fire_time(first, first) == utc(2027, 1, 4, 3, 0)
 
 
 def test_gate_refuses_a_worse_candidate_and_accepts_a_tie() -> None:
