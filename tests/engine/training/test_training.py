@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from engine.training.config import TrainConfig, default_epochs
 from engine.training.encoding import IGNORE, encode_chat
 from engine.training.evaluation import evaluate, validation_loss
 from engine.training.loop import train
-from engine.training.threads import busy_threads
+from engine.training.threads import busy_threads, machine_busy_seconds, other_load, own_cpu_seconds
 from engine.views import ProgressUpdate
 
 CODES = ["K7", "Q2", "Z9", "M4", "B8", "T3", "W6", "R1", "P5", "H0"]
@@ -100,6 +101,42 @@ def test_a_loaded_machine_trains_on_the_cores_other_processes_leave_free() -> No
     assert busy_threads(cores=2, load=8.5) == 1
     assert busy_threads(cores=2, load=0.1) == 2
     assert busy_threads(cores=16, load=8.0) == 8 and busy_threads(cores=4, load=40.0) == 1
+
+
+class Counters:
+    """Machine busy time and this process's CPU time as /proc/stat and os.times() report
+    them, moved by hand: `work(own, others)` adds CPU-seconds of each over one window."""
+
+    def __init__(self) -> None:
+        self.machine, self.own, self.now = 1000.0, 10.0, 0.0
+
+    def work(self, own: float, others: float, seconds: float = 1.0) -> None:
+        self.machine += own + others
+        self.own += own
+        self.now += seconds
+
+
+def test_the_job_does_not_count_its_own_work_as_someone_elses_load() -> None:
+    counters = Counters()
+    # This process kept both cores busy (its own evaluation); nobody else ran: all cores.
+    load = other_load(interval=1.0, machine=lambda: counters.machine, own=lambda: counters.own,
+                      sleep=lambda s: counters.work(own=2.0, others=0.0, seconds=s),
+                      clock=lambda: counters.now)
+    assert load.cores == 0.0 and busy_threads(cores=2, load=load.cores) == 2
+    assert "other processes used 0.0 core(s)" in load.how
+    # Another process held one core the whole window: back off to the free one.
+    load = other_load(interval=1.0, machine=lambda: counters.machine, own=lambda: counters.own,
+                      sleep=lambda s: counters.work(own=1.0, others=1.0, seconds=s),
+                      clock=lambda: counters.now)
+    assert load.cores == 1.0 and busy_threads(cores=2, load=load.cores) == 1
+
+
+def test_the_machine_counters_are_read_where_they_exist() -> None:
+    busy = machine_busy_seconds()
+    if busy is None:  # pragma: no cover - a platform without /proc
+        return
+    assert busy > 0 and own_cpu_seconds() > 0
+    assert 0.0 <= other_load(interval=0.05).cores <= (os.cpu_count() or 1) + 0.5
 
 
 def test_training_lowers_the_loss_and_moves_answers_toward_the_references(
