@@ -20,6 +20,7 @@ from engine.datasets.service import Datasets
 from engine.errors import StoreError
 from engine.jobs.backends import JobBackend, make_backend
 from engine.jobs.service import JobService
+from engine.privacy import Privacy
 from engine.retraining.service import Retrainer
 from engine.serving.runner import ChatRunner
 from engine.settings import Settings
@@ -45,6 +46,7 @@ class Engine:
     jobs: JobService = field(init=False)
     runner: ChatRunner = field(init=False)
     chat: ChatService = field(init=False)
+    privacy: Privacy = field(init=False)
     retrainer: Retrainer = field(init=False)
 
     @classmethod
@@ -77,15 +79,17 @@ class Engine:
         self.jobs = JobService(self.db, self.settings, self.catalog, self.datasets, backend, self.clock)
         self.runner = runner or ChatRunner(self.hub, self.settings)
         self.chat = ChatService(self.db, self.settings, self.catalog, self.runner, self.clock)
+        self.privacy = Privacy(self.db, self.chat, self.datasets)
         self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)
 
     def housekeeping(self) -> dict[str, int]:
-        """Periodic clean-up: conversation logs past their retention, old platform event ids."""
+        """Periodic clean-up: conversation logs past their retention, old platform event ids,
+        the rate-limit rows of idle users and workspaces."""
         purged = self.chat.purge_old()
-        self.chat.limits.forget_idle()  # chat rate buckets of users idle for a minute
+        limits = self.chat.limits.purge()
         with self.db.session() as session:
             keys = events.purge_before(session, self.clock() - timedelta(days=2))
-        return {"messages": purged, "event_keys": keys}
+        return {"messages": purged, "event_keys": keys, "limit_rows": limits}
 
     def first_time(self, key: str) -> bool:
         """True exactly once per key across every process sharing the store: platform

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional, Protocol
 from engine.catalog.service import Catalog
 from engine.errors import InvalidInput, NotFound
 from engine.identity import Caller
-from engine.limits import RateLimiter
+from engine.limits import RateLimiter, check_length
 from engine.settings import Settings
 from engine.views import ChatAnswer, Target
 from storage import catalog as catalog_store
@@ -51,9 +51,10 @@ class ChatService:
         question = (text or "").strip()
         if not question:
             raise InvalidInput("Say something to the model, e.g. `/store chat MODEL hello`.")
-        self.limits.check_chat(caller)  # per user (GPTSTORE_CHAT_RATE); Busy says when to retry
+        check_length(len(question), "message")  # the 20,000-character guard commands have too
+        self.limits.check_chat(caller)  # per user and workspace; Busy says when to retry
         model, chosen_by = self._model_for(caller, model_name)
-        target = self.catalog.live_target(model)
+        target = self.catalog.live_target(model, caller)  # refuses a model made private
         messages: list[dict[str, str]] = []
         if target.system_prompt:
             messages.append({"role": "system", "content": target.system_prompt})
@@ -79,7 +80,8 @@ class ChatService:
             ref = answer_ref_cb(answered.id)
             if ref:
                 self.set_answer_ref(answered.id, str(ref))
-        return ChatAnswer(text=reply, model_name=model.name, version=target.version,
+        return ChatAnswer(text=reply, model_name=self.catalog.shown_name(caller, model),
+                          version=target.version,
                           message_id=answered.id, latency_ms=latency,
                           tokens=int(getattr(generated, "tokens", 0) or 0), chosen_by=chosen_by)
 
@@ -156,11 +158,15 @@ class ChatService:
     def forget_me(self, caller: Caller) -> int:
         """Delete every message and feedback of the caller (and the answers they got).
         Returns how many rows went; their votes come off the models' ratings."""
+        return sum(self.forget_logs(caller))
+
+    def forget_logs(self, caller: Caller) -> tuple[int, int]:
+        """forget_me's work: (messages deleted, votes and corrections deleted)."""
         with self.db.session() as s:
-            count, votes = logs.forget_user(s, caller.user)
+            messages, feedback, votes = logs.forget_user(s, caller.user)
             for model_id, (ups, downs) in votes.items():
                 catalog_store.add_rating(s, model_id, -ups, -downs)
-        return count
+        return messages, feedback
 
     def purge_older_than(self, days: float) -> int:
         """Delete logs older than `days`; ratings and usage counts keep what they learnt."""

@@ -1,35 +1,44 @@
 """Typed, frozen configuration read once from the environment by the composition root.
 
 Nothing reads os.environ anywhere else. Validation errors name the variable at fault.
+Numeric settings are one table (`NUMBERS`): a new one is a field on Settings plus one row
+there, and it is parsed, range-checked and refused with a sentence like every other.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from engine import bundled
 from engine.errors import InvalidInput
+from storage.urls import MaskingFormatter, mask_url, mask_urls
+
+__all__ = ["Settings", "Number", "NUMBERS", "SECRET_FIELDS", "URL_FIELDS", "mask_url",
+           "mask_urls", "MaskingFormatter"]
 
 DEFAULT_BASE = bundled.NAME
 SPECULATION = ("auto", "lookup", "off")  # GPTSTORE_SPECULATION choices
+URL = {"url": True}  # field metadata: a URL that may carry a password; masked when shown
+MB = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Everything configurable, with the environment variable that sets it."""
 
     home: Path
     """GPTSTORE_HOME: SQLite file, model cache, adapters, uploads."""
-    database_url: str
+    database_url: str = field(metadata=URL)
     """DATABASE_URL: SQLAlchemy URL; SQLite in `home` by default."""
     device: str = "auto"
     """GPTSTORE_DEVICE: auto, cpu or cuda."""
     jobs: str = "local"
     """GPTSTORE_JOBS: local (in-process worker, training in a child process) or celery."""
-    celery_broker_url: str | None = None
+    celery_broker_url: str | None = field(default=None, metadata=URL)
     """CELERY_BROKER_URL: broker for celery jobs."""
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_signing_secret: str | None = field(default=None, repr=False)
@@ -41,16 +50,23 @@ class Settings:
     """GPTSTORE_DISCORD_ADMIN_ROLE: a role name that counts as admin besides Manage Server."""
     default_base: str = DEFAULT_BASE
     """GPTSTORE_DEFAULT_BASE: base model for `tune` when none is named."""
-    max_upload_bytes: int = 10 * 1024 * 1024
+    max_upload_bytes: int = 10 * MB
     """GPTSTORE_MAX_UPLOAD_MB: largest Q&A file accepted (MB)."""
     adapter_cache_size: int = 8
     """GPTSTORE_ADAPTER_CACHE: tuned adapters kept loaded per base model."""
     max_new_tokens: int = 256
     """GPTSTORE_MAX_NEW_TOKENS: longest answer, in tokens."""
+    context_tokens: int = 2048
+    """GPTSTORE_CONTEXT_TOKENS: the most tokens of conversation one request hands the model;
+    longer conversations lose their oldest turns first."""
+    kv_cache_bytes: int = 1024 * MB
+    """GPTSTORE_KV_CACHE_MB: memory one batch's KV cache may take (MB); a request that would
+    make it larger waits for rows to finish (a request alone always runs)."""
     request_timeout_s: float = 120.0
     """GPTSTORE_REQUEST_TIMEOUT: seconds one chat answer may take."""
     queue_size: int = 64
-    """GPTSTORE_QUEUE_SIZE: chat requests waiting at most; more get 'busy'."""
+    """GPTSTORE_QUEUE_SIZE: chat requests waiting at most; more get 'busy'. One workspace
+    may hold only its share of them (engine/serving/queue.py)."""
     max_batch: int = 16
     """GPTSTORE_MAX_BATCH: chat requests generated together in one batch."""
     speculation: str = "auto"
@@ -58,10 +74,16 @@ class Settings:
     of the model where it is faster, else prompt lookup), lookup, or off."""
     chat_rate_per_minute: int = 30
     """GPTSTORE_CHAT_RATE: chat turns per user per minute."""
+    workspace_chat_rate_per_minute: int = 600
+    """GPTSTORE_WORKSPACE_CHAT_RATE: chat turns per workspace per minute."""
     tune_rate_per_hour: int = 10
     """GPTSTORE_TUNE_RATE: fine-tunes a user may start per hour."""
+    workspace_tune_rate_per_hour: int = 30
+    """GPTSTORE_WORKSPACE_TUNE_RATE: fine-tunes a workspace may start per hour."""
     max_jobs_per_workspace: int = 2
     """GPTSTORE_MAX_JOBS_PER_WORKSPACE: queued or running jobs per workspace."""
+    max_jobs_per_user: int = 2
+    """GPTSTORE_MAX_JOBS_PER_USER: queued or running jobs per user."""
     retrain_min_examples: int = 10
     """GPTSTORE_RETRAIN_MIN_EXAMPLES: new curated pairs a scheduled retrain needs."""
     log_retention_days: int = 90
@@ -90,21 +112,28 @@ class Settings:
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
 
+    def __repr__(self) -> str:
+        """Every setting but the secrets, with the passwords inside URLs masked."""
+        shown = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.metadata.get("url") and isinstance(value, str):
+                value = mask_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         home = Path(env.get("GPTSTORE_HOME") or Path.home() / ".gptstore").expanduser()
         database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'store.db'}"
-        device = env.get("GPTSTORE_DEVICE", "auto").strip().lower() or "auto"
-        if device not in ("auto", "cpu", "cuda"):
-            raise InvalidInput(f"GPTSTORE_DEVICE must be auto, cpu or cuda, not {device!r}.")
-        jobs = env.get("GPTSTORE_JOBS", "local").strip().lower() or "local"
-        if jobs not in ("local", "celery"):
-            raise InvalidInput(f"GPTSTORE_JOBS must be local or celery, not {jobs!r}.")
-        speculation = env.get("GPTSTORE_SPECULATION", "auto").strip().lower() or "auto"
-        if speculation not in SPECULATION:
-            raise InvalidInput(
-                f"GPTSTORE_SPECULATION must be auto, lookup or off, not {speculation!r}.")
+        device = _choice(env, "GPTSTORE_DEVICE", ("auto", "cpu", "cuda"))
+        jobs = _choice(env, "GPTSTORE_JOBS", ("local", "celery"))
+        speculation = _choice(env, "GPTSTORE_SPECULATION", SPECULATION)
         broker = env.get("CELERY_BROKER_URL") or None
         if jobs == "celery" and not broker:
             raise InvalidInput(
@@ -123,33 +152,92 @@ class Settings:
             discord_api_url=(env.get("DISCORD_API_URL") or "https://discord.com/api/v10").rstrip("/"),
             discord_admin_role=env.get("GPTSTORE_DISCORD_ADMIN_ROLE") or None,
             default_base=env.get("GPTSTORE_DEFAULT_BASE") or DEFAULT_BASE,
-            max_upload_bytes=int(_number(env, "GPTSTORE_MAX_UPLOAD_MB", 10.0) * 1024 * 1024),
-            adapter_cache_size=int(_number(env, "GPTSTORE_ADAPTER_CACHE", 8, minimum=1)),
-            max_new_tokens=int(_number(env, "GPTSTORE_MAX_NEW_TOKENS", 256, minimum=1)),
-            request_timeout_s=_number(env, "GPTSTORE_REQUEST_TIMEOUT", 120.0),
-            queue_size=int(_number(env, "GPTSTORE_QUEUE_SIZE", 64, minimum=1)),
-            max_batch=int(_number(env, "GPTSTORE_MAX_BATCH", 16, minimum=1)),
             speculation=speculation,
-            chat_rate_per_minute=int(_number(env, "GPTSTORE_CHAT_RATE", 30, minimum=1)),
-            tune_rate_per_hour=int(_number(env, "GPTSTORE_TUNE_RATE", 10, minimum=1)),
-            max_jobs_per_workspace=int(_number(env, "GPTSTORE_MAX_JOBS_PER_WORKSPACE", 2, minimum=1)),
-            retrain_min_examples=int(_number(env, "GPTSTORE_RETRAIN_MIN_EXAMPLES", 10, minimum=0)),
-            log_retention_days=int(_number(env, "GPTSTORE_LOG_RETENTION_DAYS", 90, minimum=0)),
+            **{number.field: number.read(env) for number in NUMBERS},
         )
 
 
+@dataclass(frozen=True)
+class Number:
+    """One numeric setting: its variable, the Settings field it fills, its default and range
+    (in the variable's own unit), and `scale` from that unit to the field's (MB -> bytes)."""
+
+    env: str
+    field: str
+    default: float
+    minimum: float
+    maximum: float
+    unit: str = ""  # shown in the sentence: "a whole number of seconds"
+    whole: bool = True  # only whole numbers make sense (counts, tokens)
+    scale: int = 1
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        raw = env.get(self.env)
+        if raw is None or raw.strip() == "":
+            value = float(self.default)
+        else:
+            value = self.parse(raw)
+        value *= self.scale
+        return int(value) if self.whole or self.scale != 1 else float(value)
+
+    def parse(self, raw: str) -> float:
+        kind = "a whole number" if self.whole else "a number"
+        unit = f" of {self.unit}" if self.unit else ""
+        allowed = f"{_plain(self.minimum)} to {_plain(self.maximum)}"
+        unit_after = f" {self.unit}" if self.unit else ""
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise InvalidInput(f"{self.env} must be {kind}{unit} ({allowed}), not {raw!r}; "
+                               f"unset it for the default ({_plain(self.default)}).") from None
+        if not math.isfinite(value) or (self.whole and value != int(value)):
+            raise InvalidInput(f"{self.env} must be {kind}{unit} ({allowed}), not {raw!r}; "
+                               f"unset it for the default ({_plain(self.default)}).")
+        if not self.minimum <= value <= self.maximum:
+            raise InvalidInput(f"{self.env} must be from {allowed}{unit_after}, "
+                               f"not {raw!r}; unset it for the default ({_plain(self.default)}).")
+        return value
+
+
+NUMBERS: tuple[Number, ...] = (
+    Number("GPTSTORE_MAX_UPLOAD_MB", "max_upload_bytes", 10, 0.001, 1024, "megabytes",
+           whole=False, scale=MB),
+    Number("GPTSTORE_ADAPTER_CACHE", "adapter_cache_size", 8, 1, 1024, "adapters"),
+    Number("GPTSTORE_MAX_NEW_TOKENS", "max_new_tokens", 256, 1, 32768, "tokens"),
+    Number("GPTSTORE_CONTEXT_TOKENS", "context_tokens", 2048, 16, 1_000_000, "tokens"),
+    Number("GPTSTORE_KV_CACHE_MB", "kv_cache_bytes", 1024, 1, 1_048_576, "megabytes",
+           whole=False, scale=MB),
+    Number("GPTSTORE_REQUEST_TIMEOUT", "request_timeout_s", 120, 1, 86400, "seconds",
+           whole=False),
+    Number("GPTSTORE_QUEUE_SIZE", "queue_size", 64, 1, 100_000, "requests"),
+    Number("GPTSTORE_MAX_BATCH", "max_batch", 16, 1, 1024, "requests"),
+    Number("GPTSTORE_CHAT_RATE", "chat_rate_per_minute", 30, 1, 100_000, "messages a minute"),
+    Number("GPTSTORE_WORKSPACE_CHAT_RATE", "workspace_chat_rate_per_minute", 600, 1, 1_000_000,
+           "messages a minute"),
+    Number("GPTSTORE_TUNE_RATE", "tune_rate_per_hour", 10, 1, 100_000, "fine-tunes an hour"),
+    Number("GPTSTORE_WORKSPACE_TUNE_RATE", "workspace_tune_rate_per_hour", 30, 1, 100_000,
+           "fine-tunes an hour"),
+    Number("GPTSTORE_MAX_JOBS_PER_WORKSPACE", "max_jobs_per_workspace", 2, 1, 10_000, "jobs"),
+    Number("GPTSTORE_MAX_JOBS_PER_USER", "max_jobs_per_user", 2, 1, 10_000, "jobs"),
+    Number("GPTSTORE_RETRAIN_MIN_EXAMPLES", "retrain_min_examples", 10, 0, 1_000_000,
+           "examples"),
+    Number("GPTSTORE_LOG_RETENTION_DAYS", "log_retention_days", 90, 0, 36500, "days"),
+)
+"""Every numeric setting. Add a row here (and the field above) for a new one."""
+
 SECRET_FIELDS = frozenset(f.name for f in fields(Settings) if not f.repr)
 """Settings that are secrets (platform tokens): never printed, never sent to workers."""
+URL_FIELDS = frozenset(f.name for f in fields(Settings) if f.metadata.get("url"))
+"""Settings holding URLs that may carry a password: shown masked (repr, logs, messages)."""
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return float(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a number, not {raw!r}.") from None
-    if value < minimum or value != value:
-        raise InvalidInput(f"{name} must be at least {minimum:g}, not {raw!r}.")
+def _plain(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, choices[0]).strip().lower() or choices[0]
+    if value not in choices:
+        allowed = ", ".join(choices[:-1]) + " or " + choices[-1]
+        raise InvalidInput(f"{name} must be {allowed}, not {value!r}.")
     return value

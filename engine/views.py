@@ -219,6 +219,20 @@ class ChatAnswer:
 
 
 @dataclass(frozen=True)
+class ForgetReport:
+    """What `/store forget-me` deleted, what it kept and why (engine/privacy.py)."""
+
+    messages: int  # the user's logged questions and the answers they got
+    feedback: int  # the user's votes and corrections
+    uploads: tuple[str, ...]  # file names of the deleted uploads (stored copies and examples)
+    examples: int  # examples of those uploads
+    files: int  # stored copies removed from the uploads folder
+    kept_uploads: tuple[str, ...]  # uploads an unfinished job still reads: kept this time
+    trained: tuple[str, ...]  # "acme-bot v1": versions already trained, whose weights stay
+    freed_bytes: int | None  # space the SQLite file gave back (VACUUM); None: not compacted
+
+
+@dataclass(frozen=True)
 class ScheduleView:
     model_name: str
     spec: str  # daily|weekly|off|cron
@@ -244,3 +258,4 @@ class Target:
     version_id: int | None
     system_prompt: str = ""
     model_id: int | None = None
+    tenant: str = ""  # the asking workspace: the runner shares its queue fairly among them

@@ -18,7 +18,7 @@ from storage.search import (
     ranked_ids,
     search_terms,
 )
-from storage.tables import DeploymentRecord, ModelRecord, ModelVersionRecord
+from storage.tables import DeploymentRecord, JobRecord, ModelRecord, ModelVersionRecord
 
 __all__ = ["SearchFilters", "Viewer", "search", "search_terms"]  # search lives in storage.search
 
@@ -106,8 +106,36 @@ def models_by_id(session: Session, ids: Iterable[int]) -> dict[int, ModelRecord]
     return {m.id: m for m in session.exec(select(ModelRecord).where(ModelRecord.id.in_(ids))).all()}
 
 
-def get_model(session: Session, name: str) -> Optional[ModelRecord]:
-    return session.exec(select(ModelRecord).where(ModelRecord.name == name)).first()
+def get_model_in(session: Session, workspace: str, name: str) -> Optional[ModelRecord]:
+    """The entry called `name` in `workspace` ("" is the store's own); names are unique
+    per workspace only."""
+    return session.exec(select(ModelRecord).where(ModelRecord.workspace == workspace,
+                                                  ModelRecord.name == name)).first()
+
+
+def visible_named(session: Session, viewer: Viewer, names: Iterable[str]) -> list[ModelRecord]:
+    """Every entry the viewer may see whose name is one of `names` (one per workspace)."""
+    names = list(set(names))
+    if not names:
+        return []
+    return list(session.exec(select(ModelRecord).where(ModelRecord.name.in_(names),
+                                                       visible_to(viewer))
+                             .order_by(ModelRecord.id)).all())
+
+
+def delete_model(session: Session, model_id: int) -> bool:
+    """Remove an entry with no versions and no jobs (one created by a refused request)."""
+    if session.exec(select(ModelVersionRecord.id).where(
+            ModelVersionRecord.model_id == model_id)).first() is not None:
+        return False
+    if session.exec(select(JobRecord.id).where(JobRecord.model_id == model_id)).first() is not None:
+        return False
+    record = session.get(ModelRecord, model_id)
+    if record is None:
+        return False
+    session.delete(record)
+    session.flush()
+    return True
 
 
 def get_model_by_id(session: Session, model_id: int) -> Optional[ModelRecord]:
@@ -213,6 +241,16 @@ def delete_deployment(session: Session, workspace: str, channel: str) -> Optiona
     session.delete(record)
     session.flush()
     return record.model_id
+
+
+def owned_versions(session: Session, owner: str) -> list[tuple[str, int]]:
+    """(model name, version number) of every trained version of the owner's tuned models."""
+    rows = session.execute(
+        select(ModelRecord.name, ModelVersionRecord.number)
+        .join(ModelVersionRecord, ModelVersionRecord.model_id == ModelRecord.id)
+        .where(ModelRecord.owner == owner, ModelRecord.is_base == False)  # noqa: E712
+        .order_by(ModelRecord.name, ModelVersionRecord.number)).all()
+    return [(name, number) for name, number in rows]
 
 
 def channels_of(session: Session, model_id: int, workspace: str) -> list[str]:

@@ -105,11 +105,11 @@ def _vote_counts(session: Session, feedback_filter) -> dict[int, list[int]]:
     return dict(counts)
 
 
-def forget_user(session: Session, user: str) -> tuple[int, dict[int, list[int]]]:
+def forget_user(session: Session, user: str) -> tuple[int, int, dict[int, list[int]]]:
     """Delete the user's messages, the answers to them and the user's feedback.
 
-    Returns (messages + own feedback rows deleted, {model id: [ups, downs] removed}) so the
-    caller can take the removed votes off the models' rating counts."""
+    Returns (messages deleted, own feedback rows deleted, {model id: [ups, downs] removed})
+    so the caller can take the removed votes off the models' rating counts."""
     asked = sa_select(MessageRecord.id).where(MessageRecord.user == user).correlate(None)
     doomed = or_(MessageRecord.user == user, MessageRecord.reply_to_id.in_(asked))
     doomed_ids = sa_select(MessageRecord.id).where(doomed).correlate(None)
@@ -120,7 +120,7 @@ def forget_user(session: Session, user: str) -> tuple[int, dict[int, list[int]]]
     session.execute(delete(FeedbackRecord).where(gone))
     deleted = session.execute(delete(MessageRecord).where(doomed)).rowcount or 0
     _drop_empty_conversations(session)
-    return deleted + own, votes
+    return deleted, int(own), votes
 
 
 def purge_before(session: Session, cutoff: datetime) -> int:

@@ -63,6 +63,20 @@ def delete_dataset(session: Session, dataset_id: int) -> DatasetRecord | None:
     return dataset
 
 
+def by_ids(session: Session, ids: Iterable[int]) -> list[DatasetRecord]:
+    ids = list(ids)
+    if not ids:
+        return []
+    return list(session.exec(select(DatasetRecord).where(DatasetRecord.id.in_(ids))
+                             .order_by(DatasetRecord.id)))
+
+
+def owned_by(session: Session, owner: str) -> list[DatasetRecord]:
+    """The datasets (uploads) of one user, oldest first."""
+    return list(session.exec(select(DatasetRecord).where(DatasetRecord.owner == owner)
+                             .order_by(DatasetRecord.id)))
+
+
 def set_example_count(session: Session, dataset: DatasetRecord, n_examples: int) -> None:
     dataset.n_examples = n_examples
     session.add(dataset)

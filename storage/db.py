@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 from storage.errors import DatabaseError
+from storage.urls import mask_url
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -101,8 +102,35 @@ class Database:
                 time.sleep(delay * attempt)
         raise AssertionError("unreachable")
 
+    def compact(self) -> int | None:
+        """Give the space of deleted rows back, and leave no copy of them in the file.
+
+        SQLite: checkpoint and truncate the write-ahead log, then VACUUM (a full rebuild of
+        the file; it waits up to the busy timeout for other connections), and truncate the
+        log again. Returns the bytes freed, or None where nothing was done: PostgreSQL
+        (autovacuum reclaims the space by itself) or a store too busy to rebuild now."""
+        if not self.is_sqlite:
+            return None
+        path = make_url(self.url).database
+        before = _size(path)
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                c.exec_driver_sql("VACUUM")
+                c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except OperationalError:
+            return None
+        return max(0, before - _size(path))
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _size(path: str | None) -> int:
+    """Bytes of a SQLite store: its file and its write-ahead log."""
+    if not path or path == ":memory:":
+        return 0
+    return sum(Path(p).stat().st_size for p in (path, f"{path}-wal") if Path(p).exists())
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -125,7 +153,4 @@ def _first_line(exc: BaseException) -> str:
 
 def _redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
+    return mask_url(url) or ""

@@ -13,6 +13,8 @@ from sqlmodel import Session
 
 from storage.tables import ProcessedEventRecord
 
+NOTICE_PREFIX = "notice:"  # keys of things told once for good: never purged
+
 
 def first_time(session: Session, key: str, now: Optional[datetime] = None) -> bool:
     """Record `key` ("slack:Ev123"); True only for the first caller, in any process."""
@@ -25,8 +27,15 @@ def first_time(session: Session, key: str, now: Optional[datetime] = None) -> bo
     return session.execute(statement.returning(ProcessedEventRecord.key)).first() is not None
 
 
+def seen(session: Session, key: str) -> bool:
+    """True when `key` was recorded already (by first_time)."""
+    return session.get(ProcessedEventRecord, key[:191]) is not None
+
+
 def purge_before(session: Session, cutoff: datetime) -> int:
-    """Forget keys recorded before `cutoff` (platforms stop retrying after minutes)."""
+    """Forget keys recorded before `cutoff` (platforms stop retrying after minutes); notice
+    keys stay, so what is told once is not told again."""
     result = session.execute(
-        delete(ProcessedEventRecord).where(ProcessedEventRecord.created_at < cutoff))
+        delete(ProcessedEventRecord).where(ProcessedEventRecord.created_at < cutoff,
+                                           ~ProcessedEventRecord.key.startswith(NOTICE_PREFIX)))
     return int(result.rowcount or 0)

@@ -156,18 +156,36 @@ def count_active(session: Session, workspace: str) -> int:
     return int(session.exec(query).one())
 
 
+def count_active_of(session: Session, owner: str) -> int:
+    """Queued or running jobs started by `owner`, in any workspace."""
+    query = select(func.count()).select_from(JobRecord).where(
+        JobRecord.owner == owner, JobRecord.state.in_(ACTIVE))
+    return int(session.exec(query).one())
+
+
 def started_since(session: Session, owner: str, kinds: Iterable[str],
-                  since: datetime) -> list[datetime]:
-    """Creation times of the owner's jobs of these kinds since `since`, oldest first."""
+                  since: datetime, *, workspace: Optional[str] = None) -> list[datetime]:
+    """Creation times of the owner's jobs of these kinds since `since`, oldest first; with
+    `workspace` (and owner ""), those of every owner in that workspace."""
+    who = JobRecord.owner == owner if workspace is None else JobRecord.workspace == workspace
     query = (select(JobRecord.created_at)
-             .where(JobRecord.owner == owner, JobRecord.kind.in_(list(kinds)),
-                    JobRecord.created_at >= since)
+             .where(who, JobRecord.kind.in_(list(kinds)), JobRecord.created_at >= since)
              .order_by(JobRecord.created_at))
     return list(session.exec(query))
 
 
-def model_base_name(session: Session, model_name: str) -> Optional[str]:
-    return session.exec(select(ModelRecord.base_name).where(ModelRecord.name == model_name)).first()
+def datasets_in_use(session: Session, owner: str) -> set[int]:
+    """Datasets that the owner's unfinished jobs will still read."""
+    rows = session.exec(select(JobRecord.dataset_id).where(
+        JobRecord.owner == owner, JobRecord.state.in_(ACTIVE),
+        JobRecord.dataset_id.isnot(None))).all()
+    return {int(r) for r in rows}
+
+
+def model_of(session: Session, workspace: str, model_name: str) -> Optional[ModelRecord]:
+    """The entry a job names, in the job's workspace (names are unique per workspace)."""
+    return session.exec(select(ModelRecord).where(ModelRecord.workspace == workspace,
+                                                  ModelRecord.name == model_name)).first()
 
 
 def unannounced(session: Session, after_id: int, platform: str, limit: int = 20) -> list[JobRecord]:

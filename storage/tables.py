@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -19,15 +19,18 @@ def utcnow() -> datetime:
 
 
 class ModelRecord(SQLModel, table=True):
-    """A store entry: a base model or a tuned model."""
+    """A store entry: a base model or a tuned model. Its name is unique within its owner
+    workspace (migration 0022); "" is the store's own workspace (the bundled base)."""
 
     __tablename__ = "models"
+    __table_args__ = (Index("uq_models_workspace_name", "workspace", "name", unique=True),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    name: str = Field(index=True, unique=True, max_length=64)
+    name: str = Field(index=True, max_length=64)
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     tags: str = Field(default="", max_length=512)  # space separated task tags: "support faq"
     base_name: Optional[str] = Field(default=None, index=True, max_length=64)  # None for bases
+    base_id: Optional[int] = Field(default=None, index=True)  # the base entry (names repeat)
     is_base: bool = Field(default=False, index=True)
     owner: str = Field(default="", index=True, max_length=128)  # "slack:T1:U1", "console:alice"
     workspace: str = Field(default="", index=True, max_length=128)  # "slack:T1", "discord:G1", "local"
@@ -101,7 +104,8 @@ class JobRecord(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     kind: str = Field(default="tune", index=True, max_length=16)  # tune|retrain|evaluate
     state: str = Field(default="validating", index=True, max_length=16)
-    model_name: str = Field(default="", index=True, max_length=64)
+    model_name: str = Field(default="", index=True, max_length=64)  # shown; model_id finds it
+    model_id: Optional[int] = Field(default=None, index=True)  # the entry the job is for
     base_name: str = Field(default="", max_length=64)
     dataset_id: Optional[int] = Field(default=None, foreign_key="datasets.id", ondelete="SET NULL")
     owner: str = Field(default="", index=True, max_length=128)
@@ -236,3 +240,14 @@ class ProcessedEventRecord(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=191)  # "slack:Ev123"
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class RateLimitRecord(SQLModel, table=True):
+    """One rate limit's state (storage/limits.py): for a chat rate the "theoretical arrival
+    time" of the generic cell rate algorithm, in epoch seconds; for a job limit a row that is
+    locked while jobs are counted and inserted. One row per key that was used lately."""
+
+    __tablename__ = "rate_limits"
+
+    key: str = Field(primary_key=True, max_length=191)  # "chat:user:slack:T1:U1"
+    tat: float = Field(default=0.0, index=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from engine.settings import Settings
+from engine.settings import MaskingFormatter, Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -16,6 +16,6 @@ def setup_file_log(settings: Settings) -> None:
     if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
         return
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(MaskingFormatter(LOG_FORMAT))  # no URL password reaches the file
     root.addHandler(handler)
     root.setLevel(logging.INFO)

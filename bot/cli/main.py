@@ -18,7 +18,7 @@ from typing import Sequence
 from bot.cli import commands
 from bot.console.demo import DEFAULT_BATCH, DEFAULT_EPOCHS
 from engine.errors import is_user_error
-from engine.settings import Settings
+from engine.settings import MaskingFormatter, Settings, mask_urls
 from engine.training.config import TUNE_OPTIONS
 
 LOG_NAME = "gptstore.log"
@@ -138,11 +138,11 @@ def report(exc: BaseException, *, debug: bool) -> int:
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
     if is_user_error(exc):
-        print(f"Error: {exc}", file=sys.stderr)
+        print(mask_urls(f"Error: {exc}"), file=sys.stderr)
     else:
         where = f" (details in {log_path})" if log_path else ""
-        print(f"Error: something went wrong (ref {ref}): {exc.__class__.__name__}: "
-              f"{_first_line(exc)}{where}. Run with --debug to see the traceback.",
+        print(mask_urls(f"Error: something went wrong (ref {ref}): {exc.__class__.__name__}: "
+                        f"{_first_line(exc)}{where}. Run with --debug to see the traceback."),
               file=sys.stderr)
     return 1
 
@@ -163,6 +163,7 @@ def _log_traceback(exc: BaseException, ref: str, *, with_traceback: bool = True)
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError:
         return None
+    handler.setFormatter(MaskingFormatter())
     logger = logging.getLogger("gptstore.cli")
     logger.addHandler(handler)
     try:

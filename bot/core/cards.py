@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.core.progress import duration, final_reply, metric_fields, progress_text
 from bot.core.reply import Button, Reply
-from engine.views import ChatAnswer, DatasetReport, JobView, ModelCard, VersionView
+from engine.views import ChatAnswer, DatasetReport, ForgetReport, JobView, ModelCard, VersionView
 
 
 def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = "info") -> Reply:
@@ -118,6 +118,27 @@ def answer_reply(answer: ChatAnswer) -> Reply:
                  sources=answer.sources)
 
 
+def forget_text(report: ForgetReport, account: str) -> str:
+    """What forget-me did, item by item, and what it could not undo."""
+    uploads = (f"{len(report.uploads)} uploaded file(s) ({', '.join(report.uploads)}) with "
+               f"their {report.examples} example(s) and {report.files} stored copies"
+               if report.uploads else "no uploaded files")
+    lines = [f"Deleted {report.messages} logged message(s) (your questions and the answers "
+             f"you got), {report.feedback} vote(s) and correction(s), and {uploads}."]
+    if report.kept_uploads:
+        lines.append(f"Kept for now: {', '.join(report.kept_uploads)}, which an unfinished job "
+                     "of yours still reads; run forget-me again once it is done.")
+    if report.trained:
+        lines.append(f"Cannot be undone: {', '.join(report.trained)} were already trained on "
+                     "your data; their weights stay as they are.")
+    if report.freed_bytes is not None:
+        lines.append(f"The store's database was compacted (VACUUM), so no copy stays in the "
+                     f"file ({report.freed_bytes // 1024} KB freed).")
+    lines.append(f"This covered your account {account} only; run forget-me on each platform "
+                 "you use.")
+    return "\n".join(lines)
+
+
 def dataset_reply(report: DatasetReport, name: str) -> Reply:
     split = ", ".join(f"{k} {v}" for k, v in report.split_sizes.items())
     fields = [("File", f"{report.filename} ({report.format})"),
@@ -130,4 +151,4 @@ def dataset_reply(report: DatasetReport, name: str) -> Reply:
 
 
 __all__ = ["answer_reply", "card_reply", "search_reply", "versions_reply", "jobs_reply", "job_reply",
-           "dataset_reply", "duration"]
+           "dataset_reply", "duration", "forget_text"]

@@ -24,6 +24,7 @@ from bot.core.suggest import did_you_mean
 from bot.core.text import unexpected_reply
 from engine.errors import Busy, InvalidInput, NotFound, PermissionDenied, is_user_error
 from engine.identity import Caller
+from engine.limits import MAX_TEXT_CHARS, check_length
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -127,7 +128,7 @@ def error_reply(exc: BaseException) -> Reply:
     return Reply(text=text, kind="busy" if isinstance(exc, Busy) else "error", ephemeral=True)
 
 
-MAX_COMMAND_CHARS = 20_000  # longer text is an attachment's job (and would be echoed back)
+MAX_COMMAND_CHARS = MAX_TEXT_CHARS  # the engine's guard (engine/limits.py), chat's too
 # Characters that have no place in a command and could hide or disguise what is echoed back:
 # C0/C1 controls (NUL, ESC ...) other than tab and line breaks, and bidi overrides/isolates.
 _HIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -138,9 +139,7 @@ def check_text(command: Command) -> None:
     pieces = [command.name, command.text, *command.args, *command.options,
               *command.options.values()]
     size = max(len(command.text), sum(len(p) for p in pieces) - len(command.text))
-    if size > MAX_COMMAND_CHARS:
-        raise InvalidInput(f"That command is {size:,} characters long; commands take at most "
-                           f"{MAX_COMMAND_CHARS:,}. Put long content in an attached file.")
+    check_length(size, "command")
     for piece in pieces:
         found = _HIDDEN.search(piece)
         if found:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bot.core.cards import (
     answer_reply,
     card_reply,
+    forget_text,
     job_reply,
     jobs_reply,
     search_reply,
@@ -195,10 +196,9 @@ def correct(req: Request) -> Reply:
 
 @command("forget-me", "forget-me")
 def forget_me(req: Request) -> Reply:
-    """Delete every message of yours that the store logged."""
-    count = req.engine.chat.forget_me(req.caller)
-    return Reply(text=f"Deleted {count} logged message(s) of yours.", kind="success",
-                 ephemeral=True)
+    """Delete your logged messages, votes, corrections and uploaded files (this account)."""
+    return Reply(text=forget_text(req.engine.privacy.forget_me(req.caller), req.caller.user),
+                 kind="success", ephemeral=True)
 
 
 @command("help", "help [COMMAND]", arg("command", "a command's name", required=False))

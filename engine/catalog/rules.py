@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
+from typing import Optional
 
 from engine.errors import InvalidInput, PermissionDenied
 from engine.identity import Caller
@@ -116,6 +117,18 @@ def check_deploy(caller: Caller, *, default: bool = False) -> None:
         raise PermissionDenied(
             "Only a workspace admin can change the model of a channel; in a direct message with "
             "the bot you can deploy your own default.")
+
+
+def no_longer_shared(name: str, deployed: Optional[str] = None) -> str:
+    """Why a model stopped answering in this workspace: its owner made it private (or
+    workspace-only) after it was deployed or named here."""
+    if deployed is None:
+        return (f"'{name}' is no longer shared with this workspace (its owner made it private), "
+                "so it cannot answer here; `/store search` lists the models you can use.")
+    where = "the workspace's default" if deployed == WORKSPACE_DEFAULT else "deployed here"
+    return (f"'{name}', {where}, is no longer shared with this workspace (its owner made it "
+            "private), so it stopped answering; an admin can pick another with "
+            f"`/store deploy MODEL{' default' if deployed == WORKSPACE_DEFAULT else ''}`.")
 
 
 def suggestion(wanted: str, candidates: list[str]) -> str:

@@ -8,14 +8,16 @@ from typing import Any, Callable, Optional
 from sqlalchemy.exc import IntegrityError
 
 from engine import bundled
-from engine.catalog import rules
+from engine.catalog import names, rules
+from engine.catalog.targets import TargetLookup, version_view, viewer_of
 from engine.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from engine.identity import Caller
 from engine.settings import Settings
-from engine.views import ModelCard, Target, VersionView
+from engine.views import ModelCard, VersionView
 from storage import catalog as store
+from storage import events
 from storage.db import Database
-from storage.tables import ModelRecord, ModelVersionRecord
+from storage.tables import DeploymentRecord, ModelRecord
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Answerer:
     chosen_by: str  # channel|workspace|store (see ChatAnswer.chosen_by)
 
 
-class Catalog:
+class Catalog(TargetLookup):
     """Store entries as the chat commands see them: every call checks visibility and rights."""
 
     def __init__(self, db: Database, settings: Settings, clock: Callable,
@@ -41,7 +43,7 @@ class Catalog:
     def ensure_bundled_base(self) -> None:
         """Register the bundled SmolLM2 base model once (safe to call from every process)."""
         with self.db.session() as s:
-            if store.get_model(s, bundled.NAME) is not None:
+            if store.get_model_in(s, "", bundled.NAME) is not None:
                 return
         try:
             self._insert_with_weights(ModelRecord(
@@ -56,16 +58,15 @@ class Catalog:
         slug = rules.check_slug(name)
         folder = rules.check_hf_folder(path)
         with self.db.session() as s:
-            if store.get_model(s, slug) is not None:
-                raise Conflict(f"The name '{slug}' is taken; pick another.")
+            _check_free(s, caller.workspace, slug)
         record = ModelRecord(name=slug, description=description.strip(),
                              tags=rules.normalize_tags(tags), is_base=True, owner=caller.user,
                              workspace=caller.workspace, visibility="private")
         try:
             self._insert_with_weights(record, str(folder))
         except IntegrityError:
-            raise Conflict(f"The name '{slug}' is taken; pick another.") from None
-        return self.card(caller, slug)
+            raise Conflict(f"The name '{slug}' is taken in this workspace; pick another.") from None
+        return self._full_card(caller, record)
 
     def _insert_with_weights(self, record: ModelRecord, path: str) -> None:
         now = self.clock()
@@ -76,7 +77,8 @@ class Catalog:
 
     def create_or_get_tuned(self, caller: Caller, name: str, base_name: Optional[str],
                             description: str = "", tags: str = "") -> ModelRecord:
-        """The caller's tuned entry `name` on `base_name`, created private on first use."""
+        """The caller's tuned entry `name` (in the caller's workspace) on `base_name`, created
+        private on first use."""
         slug = rules.check_slug(name)
         base = self.resolve(caller, base_name or self.settings.default_base)
         if not base.is_base:
@@ -84,13 +86,15 @@ class Catalog:
                                f"base instead (base={base.base_name}).")
         for _ in range(2):
             with self.db.session() as s:
-                existing = store.get_model(s, slug)
+                existing = store.get_model_in(s, caller.workspace, slug)
+                if existing is None:
+                    _check_free(s, caller.workspace, slug)
             if existing is not None:
-                return self._reuse_tuned(caller, existing, base.name, description)
+                return self._reuse_tuned(caller, existing, base, description)
             now = self.clock()
             record = ModelRecord(name=slug, description=description.strip(),
                                  tags=rules.normalize_tags(tags), base_name=base.name,
-                                 owner=caller.user, workspace=caller.workspace,
+                                 base_id=base.id, owner=caller.user, workspace=caller.workspace,
                                  visibility="private", created_at=now, updated_at=now)
             try:
                 with self.db.session() as s:
@@ -99,18 +103,26 @@ class Catalog:
                 continue  # created meanwhile by another request: look again
         raise Conflict(f"The name '{slug}' is taken; pick another.")
 
-    def _reuse_tuned(self, caller: Caller, model: ModelRecord, base: str,
+    def _reuse_tuned(self, caller: Caller, model: ModelRecord, base: ModelRecord,
                      description: str) -> ModelRecord:
         if model.is_base or not rules.can_manage(caller, model):
-            raise Conflict(f"The name '{model.name}' is taken; pick another.")
-        if model.base_name != base:
-            raise Conflict(f"'{model.name}' is tuned from '{model.base_name}', not '{base}'; "
-                           f"tune it with base={model.base_name} or pick another name.")
+            raise Conflict(f"The name '{model.name}' is taken in this workspace; pick another.")
+        if (model.base_id if model.base_id is not None else model.base_name) != (
+                base.id if model.base_id is not None else base.name):
+            raise Conflict(f"'{model.name}' is tuned from '{model.base_name}', not "
+                           f"'{base.name}'; tune it with base={model.base_name} or pick another "
+                           "name.")
         if description.strip() and not model.description:
             with self.db.session() as s:
                 model.description = description.strip()
                 s.add(model)
         return model
+
+    def discard_unused(self, model_id: int) -> bool:
+        """Remove an entry that has no versions and no jobs: what a refused tune request
+        created a moment before it was refused."""
+        with self.db.session() as s:
+            return store.delete_model(s, model_id)
 
     def next_version_number(self, model_id: int) -> int:
         """The number the model's next version will most likely get (its folder is named
@@ -148,40 +160,52 @@ class Catalog:
         filters = store.SearchFilters(
             task=rules.normalize_name(task) or None, base=rules.normalize_name(base) or None,
             owner=(caller.user if owner == "me" else (owner or "").strip() or None))
-        with self.db.session() as s:
-            hits = store.search(s, _viewer(caller), words or "", filters,
-                                limit=max(1, min(int(limit), 100)), windows=self.search_windows)
-        return [_card(hit, hit.live_version, score=hit.score) for hit in hits]
-
-    def resolve(self, caller: Caller, name: str) -> ModelRecord:
-        """The visible entry called `name`; NotFound suggests the closest visible names."""
-        wanted = rules.normalize_name(name)
-        if not wanted:
-            raise InvalidInput("Name a model, e.g. `/store info smollm2-135m-instruct`; "
-                               "`/store search` lists them.")
         viewer = _viewer(caller)
         with self.db.session() as s:
-            model = store.get_model(s, wanted)
-            if model is not None and store.is_visible(model, viewer):
+            hits = store.search(s, viewer, words or "", filters,
+                                limit=max(1, min(int(limit), 100)), windows=self.search_windows)
+            rivals = store.visible_named(s, viewer, [hit.name for hit in hits
+                                                     if hit.workspace != caller.workspace])
+        return [_card(hit, hit.live_version, score=hit.score,
+                      name=names.shown(hit, caller.workspace, rivals)) for hit in hits]
+
+    def resolve(self, caller: Caller, name: str) -> ModelRecord:
+        """The visible entry called `name` (NAME, or WORKSPACE/NAME for another workspace's:
+        engine/catalog/names.py); NotFound suggests the closest visible names."""
+        wanted = names.parse(name)
+        viewer = _viewer(caller)
+        with self.db.session() as s:
+            model = names.pick(caller.workspace, wanted,
+                               store.visible_named(s, viewer, [wanted.name]))
+            if model is not None:
                 return model
-            candidates = store.name_candidates(s, viewer, wanted)
-        raise NotFound(f"No model named '{wanted}'. " + rules.suggestion(wanted, candidates))
+            candidates = store.name_candidates(s, viewer, wanted.name)
+        raise NotFound(f"No model named '{wanted.text}'. "
+                       + rules.suggestion(wanted.name, candidates))
+
+    def shown_name(self, caller: Caller, model: ModelRecord) -> str:
+        """What `caller` types for `model`: NAME, or WORKSPACE/NAME where NAME means another."""
+        if model.workspace == caller.workspace:
+            return model.name
+        with self.db.session() as s:
+            rivals = store.visible_named(s, _viewer(caller), [model.name])
+        return names.shown(model, caller.workspace, rivals)
 
     def model_by_id(self, model_id: int) -> Optional[ModelRecord]:
         with self.db.session() as s:
             return store.get_model_by_id(s, model_id)
 
     def _managed(self, caller: Caller, name: str) -> ModelRecord:
-        """Like resolve, but an admin also reaches the private entries of their workspace
-        (to publish or roll them back)."""
-        try:
-            return self.resolve(caller, name)
-        except NotFound:
+        """Like resolve, but the caller's own workspace's entry of that name comes first when
+        they may manage it: an admin reaches its private entries (to publish or roll them
+        back) even where another workspace's public entry has the same name."""
+        wanted = names.parse(name)
+        if wanted.qualifier is None or names.qualifier_means(wanted.qualifier, caller.workspace):
             with self.db.session() as s:
-                model = store.get_model(s, rules.normalize_name(name))
-            if model is not None and rules.can_manage(caller, model):
-                return model
-            raise
+                own = store.get_model_in(s, caller.workspace, wanted.name)
+            if own is not None and rules.can_manage(caller, own):
+                return own
+        return self.resolve(caller, name)
 
     def card(self, caller: Caller, name: str) -> ModelCard:
         return self._full_card(caller, self.resolve(caller, name))
@@ -192,7 +216,8 @@ class Catalog:
             channels = [rules.WORKSPACE_DEFAULT_SHOWN if c == rules.WORKSPACE_DEFAULT else c
                         for c in store.channels_of(s, model.id, caller.workspace)]
         live = next((v.number for v in versions if v.status == "live"), None)
-        return _card(model, live, versions=versions, deployments=channels)
+        return _card(model, live, versions=versions, deployments=channels,
+                     name=self.shown_name(caller, model))
 
     def versions(self, caller: Caller, name: str) -> list[VersionView]:
         model = self.resolve(caller, name)
@@ -235,7 +260,7 @@ class Catalog:
         with self.db.session() as s:
             store.set_deployment(s, caller.workspace, channel, model.id, caller.user,
                                  self.clock())
-        return self.card(caller, model.name)
+        return self._full_card(caller, model)
 
     def undeploy(self, caller: Caller, *, default: bool = False) -> Optional[str]:
         """Unbind this channel (default=True: the workspace's default model); the name of the
@@ -248,29 +273,53 @@ class Catalog:
         return model.name if model is not None else None
 
     def deployed(self, caller: Caller) -> Optional[ModelRecord]:
-        """This channel's (or DM's) deployed model, if any."""
+        """This channel's (or DM's) deployed model, if the caller may still use it. One whose
+        owner has since stopped sharing it counts as none, once its notice was given (until
+        then it is returned, so that the next message there is told why: see answering)."""
         if not caller.channel:
             return None
-        return self._bound(caller.workspace, caller.channel)
+        found = self._binding(caller.workspace, caller.channel)
+        if found is None:
+            return None
+        deployment, model = found
+        if store.is_visible(model, _viewer(caller)):
+            return model
+        with self.db.session() as s:
+            told = events.seen(s, _notice_key(deployment))
+        return None if told else model
 
     def workspace_default(self, caller: Caller) -> Optional[ModelRecord]:
-        """The model an admin made the workspace's default (`/store deploy MODEL default`)."""
-        return self._bound(caller.workspace, rules.WORKSPACE_DEFAULT)
+        """The model an admin made the workspace's default (`/store deploy MODEL default`),
+        if the caller may still use it."""
+        found = self._binding(caller.workspace, rules.WORKSPACE_DEFAULT)
+        if found is None or not store.is_visible(found[1], _viewer(caller)):
+            return None
+        return found[1]
 
     def answering(self, caller: Caller) -> Answerer:
         """Who answers a plain message here: this channel's deployed model, else the
-        workspace's default, else the store's default base."""
-        for chosen_by, found in (("channel", lambda: self.deployed(caller)),
-                                 ("workspace", lambda: self.workspace_default(caller))):
-            model = found()
-            if model is not None:
+        workspace's default, else the store's default base. The visibility rule holds here
+        too: a deployed model its owner made private (or workspace-only) elsewhere stops
+        answering at once; the first message after that is told why (ModelUnavailable), once
+        per deployment, and later ones go on down the list."""
+        levels = [("channel", caller.channel)] if caller.channel else []
+        for chosen_by, channel in levels + [("workspace", rules.WORKSPACE_DEFAULT)]:
+            found = self._binding(caller.workspace, channel)
+            if found is None:
+                continue
+            deployment, model = found
+            if store.is_visible(model, _viewer(caller)):
                 return Answerer(model, chosen_by)
+            if self.db.retrying(lambda s: events.first_time(s, _notice_key(deployment))):
+                raise ModelUnavailable(rules.no_longer_shared(model.name, deployed=channel))
         return Answerer(self.resolve(caller, self.settings.default_base), "store")
 
-    def _bound(self, workspace: str, channel: str) -> Optional[ModelRecord]:
+    def _binding(self, workspace: str, channel: str
+                 ) -> Optional[tuple[DeploymentRecord, ModelRecord]]:
         with self.db.session() as s:
             record = store.get_deployment(s, workspace, channel)
-            return store.get_model_by_id(s, record.model_id) if record else None
+            model = store.get_model_by_id(s, record.model_id) if record else None
+        return (record, model) if record is not None and model is not None else None
 
     def record_usage(self, model_id: int, count: int = 1) -> None:
         with self.db.session() as s:
@@ -280,65 +329,32 @@ class Catalog:
         with self.db.session() as s:
             store.add_rating(s, model_id, up, down)
 
-    # -- running -------------------------------------------------------------------------------
 
-    def live_version(self, name: str) -> VersionView:
-        """The live version of a tuned model (for the jobs that build on it)."""
-        with self.db.session() as s:
-            model = store.get_model(s, rules.normalize_name(name))
-            if model is None:
-                raise NotFound(f"The model {name} no longer exists.")
-            live = store.get_version_by_id(s, model.live_version_id)
-            if live is None or not live.path or model.is_base:
-                raise InvalidInput(f"{name} has no live version to improve; tune it first.")
-            return version_view(live)
-
-    def live_target(self, model: ModelRecord | str) -> Target:
-        """What the runner loads for `model`: its base's weights plus its live adapter."""
-        with self.db.session() as s:
-            if isinstance(model, str):
-                found = store.get_model(s, rules.normalize_name(model))
-                if found is None:
-                    raise NotFound(f"No model named '{model}'.")
-                model = found
-            model = store.get_model_by_id(s, model.id) or model  # the freshest live version
-            live = store.get_version_by_id(s, model.live_version_id)
-            if live is None:
-                raise ModelUnavailable(
-                    f"'{model.name}' has no live version yet; wait for its tune job "
-                    f"(`/store jobs`) or roll back to a version (`/store versions {model.name}`).")
-            if model.is_base:
-                return Target(model_name=model.name, base_name=model.name, base_path=live.path,
-                              adapter_path=None, version=None, version_id=live.id,
-                              system_prompt=model.system_prompt, model_id=model.id)
-            base = store.get_model(s, model.base_name or "")
-            weights = store.get_version_by_id(s, base.live_version_id) if base else None
-            if weights is None:
-                raise ModelUnavailable(
-                    f"The base model '{model.base_name}' of '{model.name}' is missing; register "
-                    f"it again with `gptstore models add {model.base_name} --path DIR`.")
-            return Target(model_name=model.name, base_name=base.name, base_path=weights.path,
-                          adapter_path=live.path, version=live.number, version_id=live.id,
-                          system_prompt=model.system_prompt, model_id=model.id)
-
-
-def version_view(v: ModelVersionRecord) -> VersionView:
-    return VersionView(number=v.number, status=v.status, kind=v.kind, created_at=v.created_at,
-                       hyperparams=dict(v.hyperparams or {}),
-                       metrics_before=dict(v.metrics_before or {}),
-                       metrics_after=dict(v.metrics_after or {}), notes=v.notes, job_id=v.job_id,
-                       dataset_id=v.dataset_id)
-
-
-def _card(m: ModelRecord | store.SearchHit, live: Optional[int], *, versions: Optional[list[VersionView]] = None,
-          deployments: Optional[list[str]] = None, score: Optional[float] = None) -> ModelCard:
+def _card(m: ModelRecord | store.SearchHit, live: Optional[int], *,
+          versions: Optional[list[VersionView]] = None, deployments: Optional[list[str]] = None,
+          score: Optional[float] = None, name: Optional[str] = None) -> ModelCard:
     return ModelCard(
-        name=m.name, description=m.description, tags=m.tags.split(), base=m.base_name,
+        name=name or m.name, description=m.description, tags=m.tags.split(), base=m.base_name,
         is_base=m.is_base, owner=m.owner, workspace=m.workspace, visibility=m.visibility,
         usage_count=m.usage_count, rating_up=m.rating_up, rating_down=m.rating_down,
         live_version=live, versions=versions or [], deployments=deployments or [],
         system_prompt=m.system_prompt, score=score)
 
 
-def _viewer(caller: Caller) -> store.Viewer:
-    return store.Viewer(workspace=caller.workspace, user=caller.user)
+_viewer = viewer_of
+
+
+def _check_free(s: Any, workspace: str, slug: str) -> None:
+    """Conflict when `slug` is taken in the workspace, or by one of the store's own entries
+    (the bundled base: its name means it in every workspace)."""
+    if store.get_model_in(s, workspace, slug) is not None:
+        raise Conflict(f"The name '{slug}' is taken in this workspace; pick another.")
+    if workspace and store.get_model_in(s, "", slug) is not None:
+        raise Conflict(f"The name '{slug}' is taken by the store's own model; pick another.")
+
+
+def _notice_key(deployment: DeploymentRecord) -> str:
+    """The processed-events key of "this deployment's model is no longer shared" (told once
+    per deployment; a new deploy is a new deployment)."""
+    made = deployment.created_at.replace(tzinfo=None).isoformat(timespec="seconds")
+    return f"{events.NOTICE_PREFIX}hidden:{deployment.id}:{deployment.model_id}:{made}"

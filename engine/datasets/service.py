@@ -8,6 +8,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,18 @@ from storage.db import Database
 from storage.tables import DatasetRecord
 
 Upload = tuple[str, bytes]  # (file name, contents)
+
+
+@dataclass(frozen=True)
+class ForgottenUpload:
+    """One upload that forget-me deleted: its file name, examples and stored copies."""
+
+    name: str
+    examples: int
+    files: int
+
+
+
 Pair = tuple[str, str] | Sequence[dict[str, str]]  # (question, answer) or a messages list
 SOURCES = ("file", "feedback", "correction")
 SPLITS = ("train", "validation", "test")
@@ -128,18 +141,36 @@ class Datasets:
             rows.set_example_count(session, record, record.n_examples + len(added))
         return len(added)
 
-    def delete(self, dataset_id: int) -> None:
-        """Remove a dataset, its examples and its upload copies."""
+    def delete(self, dataset_id: int) -> int:
+        """Remove a dataset, its examples and its upload copies; returns the files removed."""
         with self.db.session() as session:
             record = self._get(session, dataset_id)
             path = Path(record.path) if record.path else None
             rows.delete_dataset(session, dataset_id)
-        if path is not None:
-            path.unlink(missing_ok=True)
-            stem = path.name.split("-", 3)
-            if len(stem) == 4:  # the validation file's copy, if one came with it
-                for other in path.parent.glob(f"{stem[0]}-{stem[1]}-{stem[2]}-validation-*"):
-                    other.unlink(missing_ok=True)
+        if path is None:
+            return 0
+        copies = [path]
+        stem = path.name.split("-", 3)
+        if len(stem) == 4:  # the validation file's copy, if one came with it
+            copies += path.parent.glob(f"{stem[0]}-{stem[1]}-{stem[2]}-validation-*")
+        removed = 0
+        for copy in copies:
+            if copy.exists():
+                copy.unlink()
+                removed += 1
+        return removed
+
+    def forget_owner(self, owner: str, keep: set[int]) -> list[ForgottenUpload]:
+        """Delete every dataset `owner` uploaded (examples and stored copies) but those in
+        `keep` (still used by an unfinished job); what went, oldest first."""
+        with self.db.session() as session:
+            owned = [(d.id, d.name, d.n_examples) for d in rows.owned_by(session, owner)]
+        gone = []
+        for dataset_id, name, examples in owned:
+            if dataset_id not in keep:
+                files = self.delete(dataset_id)
+                gone.append(ForgottenUpload(name=name, examples=examples, files=files))
+        return gone
 
     def _delete_record(self, dataset_id: int | None) -> None:
         if dataset_id is not None:

@@ -16,7 +16,7 @@ from typing import Sequence
 from engine.jobs.plan import WorkerPlan, settings_from_json, worker_name
 from engine.jobs.runner import run_job
 from engine.jobs.worker import serve_forever
-from engine.settings import Settings
+from engine.settings import MaskingFormatter, Settings
 
 log = logging.getLogger("gptstore.worker")
 
@@ -34,7 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queue", default="gptstore")
     parser.add_argument("--pool", default="prefork")
     ns = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(name)s %(message)s"))  # no URL passwords
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     settings = settings_from_json(sys.stdin.read()) if ns.settings == "-" else Settings.from_env()
     plan = WorkerPlan.from_args(ns)
     if ns.command == "run":

@@ -34,3 +34,4 @@ class JobContext:
     report: Callable[..., None]  # report(progress: float 0..1, message: str, data: dict | None = None, kind: str = "progress")
     should_stop: Callable[[], bool]  # True once the user cancelled: stop at the next step, raise Cancelled
     chat: "ChatService | None" = None  # conversation logs and curated pairs (retrains)
+    model_id: int | None = None  # the entry the job is for (None: look model_name up in workspace)

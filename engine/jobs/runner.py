@@ -87,7 +87,7 @@ class _Run:
                 params=dict(job.params or {}), checkpoint_dir=self.checkpoints(),
                 settings=self.settings, db=engine.db, catalog=getattr(engine, "catalog", None),
                 datasets=getattr(engine, "datasets", None), hub=getattr(engine, "hub", None),
-                chat=getattr(engine, "chat", None),
+                chat=getattr(engine, "chat", None), model_id=job.model_id,
                 report=self.report, should_stop=self.cancel.is_set)
             result = body(ctx)
         except Cancelled:

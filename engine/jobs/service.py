@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 from sqlalchemy.exc import IntegrityError
 
-from engine.errors import Conflict, NotFound, PermissionDenied
+from engine.errors import Busy, Conflict, NotFound, PermissionDenied
 from engine.identity import Caller
 from engine.limits import RateLimiter
 from engine.settings import Settings
@@ -49,14 +49,18 @@ class JobService:
         option_base = options.pop("base", None)
         base = base or option_base or self.settings.default_base
         validate_options(options)
-        self.limits.check_tune(caller)
-        self.limits.check_workspace_jobs(caller.workspace)
+        self._check_limits(caller, caller.workspace)  # early, before the file is parsed
         self.datasets.inspect(caller, filename, data, validation=validation)  # raises, stores nothing
         model = self.catalog.create_or_get_tuned(caller, name, base)
-        job = self._create(JobRecord(
-            kind="tune", model_name=model.name, base_name=model.base_name or base,
-            owner=caller.user, workspace=caller.workspace, params=options,
-            origin=origin.stored(), idempotency_key=idempotency_key))
+        try:
+            job = self._create(JobRecord(
+                kind="tune", model_name=model.name, model_id=model.id,
+                base_name=model.base_name or base, owner=caller.user,
+                workspace=caller.workspace, params=options, origin=origin.stored(),
+                idempotency_key=idempotency_key), admit=caller)
+        except Busy:  # another process took the last place meanwhile
+            self.catalog.discard_unused(model.id)
+            raise
         if job is None:  # the same key won a race a moment ago
             return self._existing(idempotency_key)  # type: ignore[return-value]
         try:
@@ -79,28 +83,33 @@ class JobService:
         options = dict(options or {})
         validate_options(options)
         if caller is not None and self._existing(idempotency_key) is None:
-            self.limits.check_tune(caller)
-            self.limits.check_workspace_jobs(workspace)
+            self._check_limits(caller, workspace)
         return self.submit("retrain", model_name, owner=owner, workspace=workspace,
                            base_name=base_name, dataset_id=dataset_id,
                            params={**options, "extra_dataset_id": extra_dataset_id},
-                           origin=origin, idempotency_key=idempotency_key)
+                           origin=origin, idempotency_key=idempotency_key, limited_for=caller)
 
     def submit(self, kind: str, model_name: str, *, owner: str, workspace: str,
                base_name: Optional[str] = None, dataset_id: Optional[int] = None,
                params: Optional[dict] = None, origin: Origin | None = None,
-               idempotency_key: Optional[str] = None) -> JobView:
+               idempotency_key: Optional[str] = None, model_id: Optional[int] = None,
+               limited_for: Optional[Caller] = None) -> JobView:
         """Queue a job of any registered kind whose inputs are already in the store
-        (retrain, evaluate); no limits apply here."""
+        (retrain, evaluate). The model is `model_id`, else `model_name` in `workspace`. With
+        `limited_for`, that user's and the workspace's job limits apply, atomically with
+        the insert (RateLimiter.admit); without, none do (scheduled retrains)."""
         existing = self._existing(idempotency_key)
         if existing is not None:
             return existing
-        base_name = base_name or self.db.retrying(
-            lambda s: store.model_base_name(s, model_name)) or ""
+        if model_id is None:
+            found = self.db.retrying(lambda s: store.model_of(s, workspace, model_name))
+            model_id = found.id if found is not None else None
+            base_name = base_name or (found.base_name if found is not None else None)
         job = self._create(JobRecord(
-            kind=kind, model_name=model_name, base_name=base_name, owner=owner,
-            workspace=workspace, params=dict(params or {}), origin=(origin or Origin()).stored(),
-            idempotency_key=idempotency_key))
+            kind=kind, model_name=model_name, model_id=model_id, base_name=base_name or "",
+            owner=owner, workspace=workspace, params=dict(params or {}),
+            origin=(origin or Origin()).stored(), idempotency_key=idempotency_key),
+            admit=limited_for)
         if job is None:
             return self._existing(idempotency_key)  # type: ignore[return-value]
         return self._queue(job.id, dataset_id, {}, [])
@@ -192,12 +201,22 @@ class JobService:
         job = self.db.retrying(lambda s: store.by_idempotency_key(s, key))
         return job_view(job) if job is not None else None
 
-    def _create(self, job: JobRecord) -> Optional[JobRecord]:
+    def _check_limits(self, caller: Caller, workspace: str) -> None:
+        """The job limits without their lock: a quick refusal before any work is done."""
+        self.limits.check_tune(caller)
+        self.limits.check_workspace_jobs(workspace)
+        self.limits.check_user_jobs(caller)
+
+    def _create(self, job: JobRecord, admit: Optional[Caller] = None) -> Optional[JobRecord]:
+        """Insert the job (state validating); with `admit`, only if the limits of that
+        caller and the job's workspace allow it, checked in the same transaction."""
         now = self.clock()
         job.created_at = now
         job.state = "validating"
 
         def work(s) -> JobRecord:
+            if admit is not None:
+                self.limits.admit(s, admit, job.workspace)
             store.insert_job(s, job)
             store.add_event(s, job.id, "state", "Validating the request.", now,
                             {"state": "validating"})

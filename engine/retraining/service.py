@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
 from engine.catalog.rules import check_manage
-from engine.errors import InvalidInput, PermissionDenied
+from engine.errors import Busy, InvalidInput, PermissionDenied
 from engine.identity import Caller
 from engine.retraining.schedule import cron_for, latest_fire, next_fires
 from engine.views import JobView, Origin, ScheduleView, from_dict
@@ -79,10 +79,12 @@ class Retrainer:
         if model.is_base:
             raise InvalidInput(f"'{model.name}' is a base model; only tuned models are retrained.")
         check_manage(caller, model, "retrain it")  # owner, or an admin of the model's workspace
+        workspace = model.workspace or caller.workspace
         self.jobs.limits.check_tune(caller)  # a user's retrain is a fine-tune they start
-        self.jobs.limits.check_workspace_jobs(model.workspace or caller.workspace)
+        self.jobs.limits.check_workspace_jobs(workspace)
+        self.jobs.limits.check_user_jobs(caller)
         return self._fire(model.id, model.name, f"now:{uuid.uuid4().hex[:12]}",
-                          origin or Origin())
+                          origin or Origin(), limited_for=caller)
 
     def run_due(self, now: datetime | None = None) -> list[RetrainOutcome]:
         """Fire every schedule with a slot in (last run, now]. Safe to call from many processes."""
@@ -103,7 +105,7 @@ class Retrainer:
         return outcomes
 
     def _fire(self, model_id: int, name: str, slot: str, origin: Origin,
-              at: datetime | None = None) -> RetrainOutcome:
+              at: datetime | None = None, limited_for: Caller | None = None) -> RetrainOutcome:
         now = self.clock()
         with self.db.session() as session:
             run = schedule_rows.claim_slot(session, model_id, slot, now)
@@ -126,10 +128,15 @@ class Retrainer:
             since = live.created_at.isoformat() if live is not None else None
         # The job reads the curated pairs again when it runs, so a forget-me in between
         # still removes them from the training set.
-        job = self.jobs.submit(
-            "retrain", name, owner=owner, workspace=workspace, dataset_id=dataset_id,
-            params={"since": since, "new_pairs": len(fresh)}, origin=origin,
-            idempotency_key=f"retrain:{model_id}:{slot}")
+        try:
+            job = self.jobs.submit(
+                "retrain", name, owner=owner, workspace=workspace, dataset_id=dataset_id,
+                params={"since": since, "new_pairs": len(fresh)}, origin=origin,
+                idempotency_key=f"retrain:{model_id}:{slot}", model_id=model_id,
+                limited_for=limited_for)
+        except Busy as refused:  # a limit filled up since the early check
+            self._record(model_id, run_id, str(refused), None, at or now)
+            raise
         message = f"Retrain of {name} started as job {job.id} with {len(fresh)} new curated pairs."
         self._record(model_id, run_id, message, job.id, at or now)
         return RetrainOutcome(name, True, message, job)

@@ -6,6 +6,11 @@ from the model's own weights with one preallocated KV cache: each row has its ow
 position, so requests join and leave between steps (continuous batching) without padding, and
 each row may use its own LoRA adapter (or none) in the same forward pass. Adapters are read
 straight from PEFT folders (`load_lora`); the base model is never modified.
+
+The KV cache is one tensor per layer of (rows, heads, length, head_dim), sized for the batch
+it holds: it grows as rows join and lengthen, and shrinks back when the rows that needed it
+leave (`_fit`), so one long conversation costs memory only while it is in the batch.
+`bytes_for` says what a batch would take, so the runner keeps it within GPTSTORE_KV_CACHE_MB.
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ class BatchDecoder:
         self.payloads: list[Any] = []
         self._k: list[torch.Tensor] = []
         self._v: list[torch.Tensor] = []
+        self.bytes_per_token = (len(self.layers) * 2 * self.kv_heads * self.head_dim
+                                * self.embed.weight.element_size())  # K and V, every layer
+        self.peak_cache_bytes = 0  # the most the KV cache has held (figures and tests)
         self._lora: RowLora | None = None  # the rows' adapters, for the next steps
         self._stacks: dict[tuple[int, ...], tuple[tuple[LoraAdapter, ...], dict]] = {}
 
@@ -85,10 +93,28 @@ class BatchDecoder:
         self.payloads.append(payload)
         ids = torch.tensor([prompt], device=self.device)
         positions = torch.arange(len(prompt), device=self.device)[None]
-        logits = self._forward(ids, positions, slice(row, row + 1), self._row_lora([adapter]),
-                               prefill=True)
+        try:
+            logits = self._forward(ids, positions, slice(row, row + 1),
+                                   self._row_lora([adapter]), prefill=True)
+        except BaseException:  # this row only: the others stay as they were
+            for values in (self.lengths, self.adapters, self.payloads):
+                values.pop()
+            self._fit()
+            raise
         self._regroup()
         return int(logits[0].argmax())
+
+    def check_adapter(self, adapter: LoraAdapter) -> None:
+        """Refuse an adapter that does not fit this model or holds non-finite numbers: in a
+        shared batch either would break every row's answer, not only its own. The message
+        is a phrase ("holds invalid numbers ..."): the runner puts it in its sentence."""
+        for (layer, name), (a, b, _) in adapter.weights.items():
+            module = _projection(self.layers[layer], name) if layer < len(self.layers) else None
+            if module is None or a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1] \
+                    or a.shape[1] != module.in_features or b.shape[0] != module.out_features:
+                raise ModelUnavailable(f"does not fit the base model (layer {layer} {name})")
+            if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+                raise ModelUnavailable("holds invalid numbers (NaN or infinity)")
 
     @torch.inference_mode()
     def extend(self, row: int, tokens: list[int]) -> list[int]:
@@ -144,26 +170,62 @@ class BatchDecoder:
         for values in (self.lengths, self.adapters, self.payloads):
             values.pop()
         self._regroup()
+        self._fit()
 
-    # -- internals ----------------------------------------------------------------------
+    # -- the KV cache -------------------------------------------------------------------
+
+    @property
+    def cache_bytes(self) -> int:
+        """What the KV cache holds now."""
+        return sum(t.numel() * t.element_size() for t in (*self._k, *self._v))
+
+    def bytes_for(self, rows: int, length: int) -> int:
+        """What the KV cache would take to hold `rows` rows of up to `length` tokens, given
+        what it holds now (it grows in steps, see _reserve)."""
+        have_rows, have_len = self._shape()
+        new_rows = min(self.max_rows, max(have_rows, _pow2(rows)))
+        new_len = min(self.max_len, max(have_len, _length_step(length)))
+        return new_rows * new_len * self.bytes_per_token
+
+    def _shape(self) -> tuple[int, int]:
+        return (self._k[0].shape[0], self._k[0].shape[2]) if self._k else (0, 0)
 
     def _reserve(self, rows: int, length: int) -> None:
-        """Grow the KV cache (powers of two, copying) so it holds `rows` x `length`."""
-        have_rows = self._k[0].shape[0] if self._k else 0
-        have_len = self._k[0].shape[2] if self._k else 0
+        """Grow the KV cache (copying) so it holds `rows` x `length`: rows in powers of two,
+        length in powers of two up to 512 and then in steps of 512."""
+        have_rows, have_len = self._shape()
         if rows <= have_rows and length <= have_len:
             return
-        new_rows = min(self.max_rows, max(have_rows, _pow2(rows)))
-        new_len = min(self.max_len, max(have_len, _pow2(max(length, 64))))
-        shape = (new_rows, self.kv_heads, new_len, self.head_dim)
+        self._resize(min(self.max_rows, max(have_rows, _pow2(rows))),
+                     min(self.max_len, max(have_len, _length_step(length))))
+
+    def _fit(self) -> None:
+        """Shrink the cache once the rows it holds need at most half of it in rows or length
+        (and free it with the last row), so memory follows the batch back down."""
+        if not self.rows:
+            self._k, self._v = [], []
+            return
+        have_rows, have_len = self._shape()
+        need_rows = _pow2(self.rows)
+        need_len = min(self.max_len, _length_step(max(self.lengths) + 1))
+        if have_rows >= 2 * need_rows or have_len >= 2 * need_len:
+            self._resize(min(have_rows, need_rows), min(have_len, need_len))
+
+    def _resize(self, rows: int, length: int) -> None:
+        have_rows, have_len = self._shape()
+        keep_rows, keep_len = min(rows, have_rows), min(length, have_len)
+        shape = (rows, self.kv_heads, length, self.head_dim)
         for caches in (self._k, self._v):
             for i in range(len(self.layers)):
                 fresh = torch.zeros(shape, device=self.device, dtype=self.dtype)
-                if caches and i < len(caches):
-                    fresh[:have_rows, :, :have_len] = caches[i]
-                    caches[i] = fresh
+                if i < len(caches):
+                    fresh[:keep_rows, :, :keep_len] = caches[i][:keep_rows, :, :keep_len]
+                    caches[i] = fresh  # the old tensor goes as soon as it is replaced
                 else:
                     caches.append(fresh)
+        self.peak_cache_bytes = max(self.peak_cache_bytes, self.cache_bytes)
+
+    # -- internals ----------------------------------------------------------------------
 
     def _regroup(self) -> None:
         self._lora = self._row_lora(self.adapters)
@@ -293,6 +355,22 @@ class BatchDecoder:
 
 def _pow2(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
+
+
+LENGTH_STEP = 512  # past this, the cache grows by this many positions at a time
+
+
+def _length_step(n: int) -> int:
+    n = max(n, 64)
+    return _pow2(n) if n <= LENGTH_STEP else -(-n // LENGTH_STEP) * LENGTH_STEP
+
+
+def _projection(layer: Any, name: str) -> Any:
+    for part in (layer.self_attn, layer.mlp):
+        found = getattr(part, name, None)
+        if found is not None:
+            return found
+    return None
 
 
 def eos_ids(model: Any) -> set[int]:

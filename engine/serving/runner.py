@@ -3,13 +3,20 @@
     runner = ChatRunner(hub, settings)
     answer = runner.answer(target, [{"role": "user", "content": "Hi"}], on_token=print)
 
-Every request goes into one bounded queue (settings.queue_size; when it is full, Busy at
-once). One worker thread owns the models: requests for the same base are decoded together in
-one batch (continuous batching: a request joins at the next step, leaves when done), each row
-with its own LoRA adapter or none. Adapters are loaded on demand and kept in an LRU cache per
-base (settings.adapter_cache_size); a new live version has a new adapter path, so the next
+Every request goes into one bounded queue shared fairly between workspaces (queue.py;
+settings.queue_size; when it or the workspace's share is full, Busy at once). One worker
+thread owns the models: requests for the same base are decoded together in one batch
+(continuous batching: a request joins at the next step, leaves when done), each row with its
+own LoRA adapter or none. Adapters are loaded on demand and kept in an LRU cache per base
+(settings.adapter_cache_size); a new live version has a new adapter path, so the next
 request simply loads it. `on_token` callbacks are called from the worker thread; asyncio
 callers wrap theirs with `on_loop(loop, callback)`.
+
+Faults stay with their request: a conversation is trimmed to its context budget
+(settings.context_tokens); a request joins the batch only while the batch's KV cache stays
+within settings.kv_cache_bytes (else it waits for rows to finish; alone it always runs); an
+adapter that cannot be read, does not fit the base or holds NaNs fails its own requests at
+once with one sentence and never reaches the batch.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engine.errors import Busy, InvalidInput, StoreError
+from engine.errors import Busy, InvalidInput, ModelUnavailable, StoreError
+from engine.serving.queue import FairQueue
 from engine.settings import Settings
 from engine.views import Target
 
@@ -32,7 +40,11 @@ log = logging.getLogger(__name__)
 
 TokenCallback = Callable[[str], None]
 BUSY = "The model is busy; try again in a moment."
+BUSY_TENANT = ("The model is busy with this workspace's other questions; try again in a "
+               "moment.")
 GRACE_S = 5.0  # how much longer than its timeout a caller waits for the worker to give up
+SPECULATION_SLACK = 16  # cache positions a row may take past its answer while guessing ahead
+CHARS_PER_TOKEN_MAX = 32  # no token covers more characters: turns beyond are cut unread
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,11 @@ class _Request:
     sent: str = ""
     first_token_at: float | None = None
 
+    @property
+    def longest(self) -> int:
+        """The most cache positions this request's row can need."""
+        return len(self.prompt) + self.max_new_tokens + SPECULATION_SLACK
+
 
 def build_prompt(tokenizer: Any, messages: list[dict[str, str]], system_prompt: str,
                  budget: int) -> list[int]:
@@ -78,6 +95,7 @@ def build_prompt(tokenizer: Any, messages: list[dict[str, str]], system_prompt: 
     turns = [m for m in messages if m["role"] != "system"]
     if not turns:
         raise InvalidInput("There is no message to answer; send some text.")
+    turns = _newest_within(turns, budget * CHARS_PER_TOKEN_MAX)
     while True:
         ids = tokenizer.apply_chat_template(system + turns, add_generation_prompt=True,
                                             tokenize=True, return_dict=False)
@@ -90,6 +108,21 @@ def build_prompt(tokenizer: Any, messages: list[dict[str, str]], system_prompt: 
         turns = turns[1:]
         while len(turns) > 1 and turns[0]["role"] != "user":
             turns = turns[1:]
+
+
+def _newest_within(turns: list[dict[str, str]], chars: int) -> list[dict[str, str]]:
+    """The newest turns whose text fits `chars` (the newest always stays), starting with a
+    user turn: a cheap first cut before the exact count with the chat template, so a
+    thread of huge messages is not tokenized again and again."""
+    kept, total = [turns[-1]], len(turns[-1]["content"])
+    for turn in reversed(turns[:-1]):
+        total += len(turn["content"])
+        if total > chars:
+            break
+        kept.insert(0, turn)
+    while len(kept) > 1 and kept[0]["role"] != "user":
+        kept = kept[1:]
+    return kept
 
 
 class ChatRunner:
@@ -108,7 +141,7 @@ class ChatRunner:
         # lookup), "lookup" or "off" (settings.speculation; speculative=False forces off).
         self.speculation = settings.speculation if speculative else "off"
         self._lock = threading.Condition()
-        self._queue: collections.deque[_Request] = collections.deque()
+        self._queue: FairQueue[_Request] = FairQueue(lambda: self.settings.queue_size)
         self._calls: collections.deque[tuple[Callable[[], Any], Future]] = collections.deque()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -130,9 +163,9 @@ class ChatRunner:
         with self._lock:
             if self._closed:
                 raise StoreError("The chat runner has stopped; restart gptstore to chat again.")
-            if len(self._queue) >= self.settings.queue_size:
-                raise Busy(BUSY)
-            self._queue.append(request)
+            if not self._queue.put(target.tenant, request):
+                raise Busy(BUSY if len(self._queue) >= self.settings.queue_size
+                           else BUSY_TENANT)
             self._start()
             self._lock.notify()
         return request.future
@@ -194,6 +227,11 @@ class ChatRunner:
         """Adapter paths held for a base, least recently used first."""
         return list(self._adapters.get(base_path, {}))
 
+    def kv_cache(self, base_path: str) -> tuple[int, int]:
+        """(bytes the base's batch KV cache holds now, the most it has held)."""
+        decoder = self._decoders.get(base_path)
+        return (decoder.cache_bytes, decoder.peak_cache_bytes) if decoder else (0, 0)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -213,12 +251,10 @@ class ChatRunner:
                         and (decoder is None or decoder.rows == 0):
                     self._lock.wait()
                 if self._closed:
-                    stopped = list(self._queue) + list(waiting)
+                    stopped = self._queue.clear() + list(waiting)
                     stopped += list(decoder.payloads) if decoder is not None else []
-                    self._queue.clear()
                     break
-                while self._queue and len(waiting) < self.settings.max_batch:
-                    waiting.append(self._queue.popleft())
+                waiting.extend(self._queue.take(self.settings.max_batch - len(waiting)))
                 calls = list(self._calls)
                 self._calls.clear()
             for fn, future in calls:
@@ -248,33 +284,54 @@ class ChatRunner:
             future.cancel()
 
     def _admit(self, decoder: Any, waiting: collections.deque[_Request]) -> Any:
-        """Prefill waiting requests into the batch (those on the batch's base)."""
+        """Prefill waiting requests into the batch (those on the batch's base), first come
+        first served: one that would take the KV cache past its budget waits, and the ones
+        behind it with it, until rows finish. A request's own fault (its adapter, its text)
+        fails that request alone, at once."""
         for request in list(waiting):
             if decoder is not None and decoder.rows >= decoder.max_rows:
                 break
             base = request.target.base_path
             if decoder is not None and decoder.rows and decoder.base != base:
                 continue
-            waiting.remove(request)
             if request.future.done():
+                waiting.remove(request)
                 continue
             if self.clock() >= request.deadline:
+                waiting.remove(request)
                 _fail(request, timeout_error(request.timeout))
                 continue
             try:
                 decoder = self._decoder(base)
-                model, tokenizer = self.hub.load(base)
-                adapter = self._adapter(base, request.target.adapter_path)
-                budget = max(decoder.max_len - request.max_new_tokens, decoder.max_len // 2)
-                prompt = build_prompt(tokenizer, request.messages,
-                                      request.target.system_prompt, budget)
-                request.prompt = prompt
-                first = decoder.add(prompt, adapter, request)
-            except StoreError as exc:
+                if not request.prompt:
+                    request.prompt = self._prompt(decoder, request)
+                if decoder.rows and decoder.bytes_for(decoder.rows + 1, min(decoder.max_len, max(
+                        [request.longest] + [p.longest for p in decoder.payloads]))) \
+                        > self.settings.kv_cache_bytes:
+                    break  # waits for room; alone in the batch it always fits
+                adapter = self._adapter(decoder, request.target)
+                waiting.remove(request)
+                first = decoder.add(request.prompt, adapter, request)
+            except Exception as exc:  # this request's fault: fail it, keep the batch
+                if request in waiting:
+                    waiting.remove(request)
+                if not isinstance(exc, StoreError):
+                    log.exception("chat request for %s failed", request.target.model_name)
+                    exc = ModelUnavailable(
+                        f"'{request.target.model_name}' could not start answering "
+                        f"({type(exc).__name__}); try again, or ask its owner to check it.")
                 _fail(request, exc)
                 continue
             self._advance(decoder, decoder.rows - 1, first)
         return decoder
+
+    def _prompt(self, decoder: Any, request: _Request) -> list[int]:
+        """The request's conversation as ids, within its context budget: the settings'
+        context_tokens and the window less the answer's room (oldest turns go first)."""
+        _, tokenizer = self.hub.load(decoder.base)
+        room = max(decoder.max_len - request.max_new_tokens, decoder.max_len // 2)
+        budget = max(1, min(self.settings.context_tokens, room))
+        return build_prompt(tokenizer, request.messages, request.target.system_prompt, budget)
 
     def _step(self, decoder: Any) -> None:
         now = self.clock()
@@ -368,7 +425,11 @@ class ChatRunner:
                 self._drafts[base] = drafting.build(model)
         return found
 
-    def _adapter(self, base: str, path: str | None) -> Any:
+    def _adapter(self, decoder: Any, target: Target) -> Any:
+        """The target's adapter (None for a base model), loaded once into the base's LRU.
+        One that cannot be read, does not fit the base or holds NaN is refused here with
+        ModelUnavailable, so it never joins a batch (its NaNs would reach every row)."""
+        path, base = target.adapter_path, decoder.base
         if not path:
             return None
         cache = self._adapters.setdefault(base, collections.OrderedDict())
@@ -378,7 +439,24 @@ class ChatRunner:
         from engine.serving.lora import load_lora
 
         model, _ = self.hub.load(base)
-        adapter = load_lora(path, model.device, model.dtype)
+        version = f" v{target.version}" if target.version else ""
+        try:
+            adapter = load_lora(path, model.device, model.dtype)
+        except Exception as exc:
+            log.warning("adapter %s cannot be read: %s: %s", path, type(exc).__name__, exc)
+            reason = "files are missing or damaged"
+        else:
+            try:
+                decoder.check_adapter(adapter)
+                reason = ""
+            except ModelUnavailable as exc:
+                log.warning("adapter %s refused: %s", path, exc)
+                reason = str(exc)
+        if reason:
+            raise ModelUnavailable(
+                f"'{target.model_name}'{version} cannot answer: its adapter {reason}; roll "
+                f"back to another version (`/store versions {target.model_name}`) or retrain "
+                "it.")
         cache[path] = adapter
         while len(cache) > self.settings.adapter_cache_size:
             cache.popitem(last=False)

@@ -19,7 +19,8 @@ def run_evaluation(ctx: JobContext) -> dict[str, Any]:
     examples = ctx.datasets.examples(ctx.dataset_id, split)
     if not examples:
         raise InvalidInput(f"Dataset {ctx.dataset_id} has no {split} examples to evaluate on.")
-    target = ctx.catalog.live_target(ctx.model_name)
+    target = ctx.catalog.live_target(
+        ctx.catalog.job_model(ctx.model_id, ctx.workspace, ctx.model_name))
     base, tokenizer = ctx.hub.load(target.base_path)
     budget = answer_budget(tokenizer, examples, ctx.settings.max_new_tokens)
     phase(ctx, 0.05, f"Evaluating {ctx.model_name} on {len(examples)} {split} examples.",

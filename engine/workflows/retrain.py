@@ -42,8 +42,9 @@ class _Retrain:
 
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
-        self.live = ctx.catalog.live_version(ctx.model_name)
-        self.target = ctx.catalog.live_target(ctx.model_name)
+        entry = ctx.catalog.job_model(ctx.model_id, ctx.workspace, ctx.model_name)
+        self.live = ctx.catalog.live_version(entry)
+        self.target = ctx.catalog.live_target(entry)
         since = ctx.params.get("since")
         pairs = ctx.chat.curated_pairs(self.target.model_id,
                                        since=datetime.fromisoformat(since) if since else None)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.errors import Cancelled
+from engine.catalog import names
+from engine.errors import Cancelled, NotFound
 from engine.identity import Caller
 from engine.jobs.context import JobContext
 from engine.training.config import TrainConfig
@@ -73,12 +74,16 @@ class Published:
 def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: list,
             best_epoch: int, memo: "Memo", known: dict, filename: str, n: int,
             epochs: int) -> Published:
-    """Save the adapter and plot as adapters_dir/<model>/v<N> (temp folder, then rename) and
-    record the live version. A failure or cancel before the record leaves nothing behind."""
-    owner = Caller.job_owner(ctx.owner, ctx.workspace)
-    record = ctx.catalog.create_or_get_tuned(owner, ctx.model_name, ctx.base_name)
+    """Save the adapter and plot as adapters_dir/<workspace>/<model>/v<N> (temp folder, then
+    rename) and record the live version. A failure or cancel before the record leaves
+    nothing behind."""
+    try:
+        record = ctx.catalog.job_model(ctx.model_id, ctx.workspace, ctx.model_name)
+    except NotFound:  # a job from before its entry was recorded: make the entry again
+        record = ctx.catalog.create_or_get_tuned(Caller.job_owner(ctx.owner, ctx.workspace),
+                                                 ctx.model_name, ctx.base_name)
     number = ctx.catalog.next_version_number(record.id)
-    parent = ctx.settings.adapters_dir / record.name
+    parent = ctx.settings.adapters_dir / names.folder(record)
     parent.mkdir(parents=True, exist_ok=True)
     temp = parent / f".tmp-v{number}-{uuid.uuid4().hex[:8]}"
     folder = parent / f"v{number}"

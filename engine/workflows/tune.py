@@ -53,7 +53,8 @@ class _Tune:
             raise InvalidInput("The dataset has no training examples; upload a file with at "
                                "least 10 question-answer pairs.")
         self.filename = dataset_filename(ctx)
-        self.model, self.tokenizer = ctx.hub.load(ctx.catalog.live_target(ctx.base_name).base_path)
+        entry = ctx.catalog.job_model(ctx.model_id, ctx.workspace, ctx.model_name)
+        self.model, self.tokenizer = ctx.hub.load(ctx.catalog.base_target(entry).base_path)
         self.memo = Memo(Path(ctx.checkpoint_dir) / "tune.json")
         self.budget = answer_budget(self.tokenizer, self.everything, ctx.settings.max_new_tokens)
         self.started = time.perf_counter()

@@ -135,6 +135,16 @@ def test_correct_without_an_answer_says_how(store: Store) -> None:
     assert [p[1] for p in store.chat.curated_pairs(store.model_id)] == ["second try"]
 
 
+def test_a_chat_message_over_20000_characters_is_refused_like_a_command(store: Store) -> None:
+    """Plain chat messages pass the same guard as commands: nothing reaches the model or
+    the log (a 20,000-character message is still answered)."""
+    with pytest.raises(InvalidInput, match=r"That message is 20,001 characters long; messages "
+                                           r"take at most 20,000\. Shorten it"):
+        store.chat.answer(BOB, "helpdesk", "x" * 20_001)
+    assert store.runner.calls == [] and rows(store, MessageRecord) == []
+    assert store.chat.answer(BOB, "helpdesk", "y" * 20_000).text.startswith("echo: yyy")
+
+
 def test_forget_me_deletes_the_users_messages_feedback_and_votes(store: Store) -> None:
     mine = store.chat.answer(BOB, "helpdesk", "bob asks")
     theirs = store.chat.answer(ALICE, "helpdesk", "alice asks")

@@ -8,8 +8,12 @@ from typing import Any
 
 import pytest
 
+from sqlmodel import select
+
 from bot.core.dispatch import Dispatcher
+from engine.errors import ModelUnavailable
 from engine.identity import Caller
+from storage.tables import MessageRecord
 from tests.helpers.tenants import (
     A_ADMIN,
     A_X,
@@ -18,6 +22,7 @@ from tests.helpers.tenants import (
     B_USER,
     FAQ,
     context,
+    in_channel,
     open_engine,
     say,
     shown,
@@ -182,16 +187,65 @@ def test_tune_with_another_workspaces_base_is_not_found_and_stores_nothing(check
         assert s.exec(select(DatasetRecord)).all() == []
 
 
-def test_tune_cannot_take_over_another_workspaces_model_name(checked) -> None:
-    """Names are global, so B is told the name is taken (as for any taken name) and A's
-    entry gets no job and no version from B."""
-    engine, dispatcher = checked
-    for caller in B_CALLERS:
-        for name in A_MODELS:
-            reply = say(dispatcher, caller, f"tune {name}", file=FAQ)
-            assert reply.kind == "error" and "is taken" in reply.text
-            assert "slack:TA" not in reply.text
-    assert engine.jobs.list(B_ADMIN) == []
+def test_the_same_name_in_another_workspace_is_its_own_model(world) -> None:
+    """Names are unique per workspace: B's `tune acme-bot` makes B's own acme-bot (so B
+    learns nothing about A's names), and A's entries get no job and no version from B."""
+    engine, dispatcher = world
+    before = state_of(engine)
+    for name in (TUNED, PRIVATE):
+        reply = say(dispatcher, B_USER, f"tune {name}", file=FAQ)
+        assert reply.kind != "error" and reply.job_id, reply.text
+        assert "slack:TA" not in shown(reply) and "taken" not in reply.text
+        mine = engine.catalog.resolve(B_USER, name)
+        assert mine.workspace == B_USER.workspace and mine.owner == B_USER.user
+        assert engine.catalog.resolve(A_X, name).workspace == A_X.workspace
+    after = state_of(engine)
+    assert after["cards"] == before["cards"] and after["jobs"] == before["jobs"]
+    b_jobs = engine.jobs.list(B_USER)
+    assert len(b_jobs) == 2 and {j.workspace for j in b_jobs} == {B_USER.workspace}
+    assert "acme" not in shown(say(dispatcher, B_USER, "search secretsauce"))
+
+
+def test_a_model_made_private_while_deployed_elsewhere_stops_answering_at_once(world) -> None:
+    """The visibility rule holds at every answer: B deployed A's public model; once A makes it
+    private it stops answering in B at once, B is told why once per deployment, and later
+    messages go on to the next model in line (never A's)."""
+    engine, dispatcher = world
+    engine.catalog.publish(A_ADMIN, TEAM, "public")
+    assert say(dispatcher, B_ADMIN, f"deploy {TEAM}").kind == "success"
+    assert say(dispatcher, B_ADMIN, f"deploy {TEAM} default").kind == "success"
+    before = dispatcher.chat_turn(context(B_USER), "Hello")
+    assert before.kind == "chat" and TEAM in before.note
+    other_channel = in_channel(B_USER, "C2")  # nothing deployed there: the workspace default
+    assert TEAM in dispatcher.chat_turn(context(other_channel), "Hello").note
+    assert engine.catalog.deployed(B_USER).name == TEAM
+
+    engine.catalog.publish(A_ADMIN, TEAM, "private")
+    team = engine.catalog.resolve(A_X, TEAM)
+    told = dispatcher.chat_turn(context(B_USER), "Hello again")
+    assert told.kind == "error" and told.ephemeral
+    assert told.text == (f"'{TEAM}', deployed here, is no longer shared with this workspace (its "
+                         "owner made it private), so it stopped answering; an admin can pick "
+                         "another with `/store deploy MODEL`.")
+    assert engine.catalog.deployed(B_USER) is None  # plain messages in C1 are not chat turns now
+    told_default = dispatcher.chat_turn(context(other_channel), "Hello again")
+    assert told_default.kind == "error" and "the workspace's default" in told_default.text
+    assert "`/store deploy MODEL default`" in told_default.text
+    for caller in (B_USER, other_channel):  # told once per deployment, then onwards
+        reply = dispatcher.chat_turn(context(caller), "And now?")
+        assert reply.kind == "chat" and TEAM not in reply.note, reply.text
+        assert "the store's default model" in reply.note
+    with engine.db.session() as s:
+        answered = {m.model_id for m in s.exec(select(MessageRecord).where(
+            MessageRecord.role == "assistant", MessageRecord.user.startswith("slack:TB")))}
+    assert len(answered) == 2 and team.id in answered  # before, and never after
+    assert sum(1 for m in engine.chat.history_for(B_USER) if m["role"] == "assistant") == 2
+    # asked by name, or with a record resolved a moment before it went private
+    assert say(dispatcher, B_USER, f"chat {TEAM} hi").kind == "error"
+    with pytest.raises(ModelUnavailable, match="no longer shared"):
+        engine.catalog.live_target(team, B_USER)
+    # A's own workspace is unaffected
+    assert engine.catalog.live_target(team, A_X).model_id == team.id
 
 
 def test_correct_and_feedback_never_reach_another_workspaces_answers(world) -> None:

@@ -64,7 +64,7 @@ def test_chat_rate_per_user_answers_busy_with_when_to_try_again(settings, tiny_b
 def test_tune_rate_per_user_answers_busy_and_stores_nothing(settings, tiny_base_dir,
                                                             clock) -> None:
     engine, dispatcher = rig(settings, tiny_base_dir, clock, tune_rate_per_hour=2,
-                             max_jobs_per_workspace=10)
+                             max_jobs_per_workspace=10, max_jobs_per_user=10)
     try:
         for name in ("first-bot", "second-bot"):
             assert say(dispatcher, A_X, f"tune {name}", file=FAQ).job_id
@@ -85,7 +85,8 @@ def test_tune_rate_per_user_answers_busy_and_stores_nothing(settings, tiny_base_
 
 def test_retrain_now_counts_as_a_fine_tune_of_the_user(settings, tiny_base_dir, clock) -> None:
     engine, dispatcher = rig(settings, tiny_base_dir, clock, tune_rate_per_hour=1,
-                             max_jobs_per_workspace=10, retrain_min_examples=0)
+                             max_jobs_per_workspace=10, max_jobs_per_user=10,
+                             retrain_min_examples=0)
     try:
         assert say(dispatcher, A_X, "tune helpdesk", file=FAQ).job_id
         model = engine.catalog.resolve(A_X, "helpdesk")

@@ -67,7 +67,9 @@ def test_a_bad_database_url_is_one_sentence(home: Path, capsys, monkeypatch) -> 
 
 
 @pytest.mark.parametrize("name, value", [("GPTSTORE_SPECULATION", "fast"),
-                                         ("GPTSTORE_MAX_BATCH", "lots")])
+                                         ("GPTSTORE_MAX_BATCH", "lots"),
+                                         ("GPTSTORE_MAX_UPLOAD_MB", "inf"),
+                                         ("GPTSTORE_REQUEST_TIMEOUT", "nan")])
 def test_a_bad_setting_is_one_sentence_naming_it(home: Path, capsys, monkeypatch,
                                                  name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

@@ -252,9 +252,12 @@ def test_tuned_names_belong_to_their_owner(store: Store) -> None:
     first = store.catalog.create_or_get_tuned(ALICE, "support-bot", None, "Answers support")
     again = store.catalog.create_or_get_tuned(ALICE, "support-bot", None)
     assert again.id == first.id and again.owner == ALICE.user and again.visibility == "private"
-    with pytest.raises(Conflict) as err:
-        store.catalog.create_or_get_tuned(CAROL, "support-bot", None)
-    assert str(err.value) == "The name 'support-bot' is taken; pick another."
+    with pytest.raises(Conflict) as err:  # names are unique within a workspace
+        store.catalog.create_or_get_tuned(BOB, "support-bot", None)
+    assert str(err.value) == "The name 'support-bot' is taken in this workspace; pick another."
+    # another workspace has names of its own (and learns nothing of ALICE's private entry)
+    theirs = store.catalog.create_or_get_tuned(CAROL, "support-bot", None)
+    assert theirs.id != first.id and theirs.workspace == CAROL.workspace
     with pytest.raises(Conflict, match="taken"):
         store.catalog.create_or_get_tuned(ALICE, DEFAULT_BASE, None)
     with pytest.raises(InvalidInput, match="not a base model"):

@@ -49,7 +49,7 @@ def test_tune_stores_a_live_version_trained_on_every_example(engine, admin, tmp_
     assert 0.0 <= version.metrics_after["trained_questions_f1"] <= 1.0
     assert version.hyperparams["epochs"] == 2 and version.hyperparams["final_examples"] == 12
     folder = Path(result["adapter"])
-    assert folder == engine.settings.adapters_dir / "door-bot" / "v1"
+    assert folder == engine.settings.adapters_dir / "local" / "door-bot" / "v1"  # workspace/name
     assert (folder / "adapter_config.json").exists()
     assert Path(result["plot"]).read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in folder.parent.iterdir()] == ["v1"]  # no temporary folder left
@@ -58,7 +58,8 @@ def test_tune_stores_a_live_version_trained_on_every_example(engine, admin, tmp_
     phases = {data.get("phase") for _, _, data, _ in reports}
     assert {"evaluating base", "select", "evaluating", "final", "done"} <= phases
     assert any("Training: epoch 2/2 done" in m for _, m, _, _ in reports)
-    base, _ = engine.hub.load(engine.catalog.live_target("tiny").base_path)
+    tiny = engine.catalog.resolve(admin, "tiny")
+    base, _ = engine.hub.load(engine.catalog.live_target(tiny).base_path)
     assert lora_layers(base) == []  # the shared base model is handed back untouched
 
 
@@ -72,9 +73,10 @@ def test_a_cancelled_tune_leaves_no_version(engine, admin, tmp_path) -> None:
     with pytest.raises(Cancelled):
         run_tune(context(engine, admin, tmp_path / "ckpt", [], stop))
     assert engine.catalog.card(admin, "door-bot").versions == []
-    adapters = engine.settings.adapters_dir / "door-bot"
+    adapters = engine.settings.adapters_dir / "local" / "door-bot"
     assert not adapters.exists() or list(adapters.iterdir()) == []
-    base, _ = engine.hub.load(engine.catalog.live_target("tiny").base_path)
+    tiny = engine.catalog.resolve(admin, "tiny")
+    base, _ = engine.hub.load(engine.catalog.live_target(tiny).base_path)
     assert lora_layers(base) == []
 
 
