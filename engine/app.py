@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from engine.artifacts.store import ArtifactStore
 from engine.catalog.service import Catalog
 from engine.chat import ChatService
 from engine.datasets.service import Datasets
@@ -39,6 +40,7 @@ class Engine:
     settings: Settings
     db: Database
     clock: Clock = system_clock
+    artifacts: ArtifactStore = field(init=False)
     hub: ModelHub = field(init=False)
     catalog: Catalog = field(init=False)
     datasets: Datasets = field(init=False)
@@ -69,8 +71,10 @@ class Engine:
 
     def _wire(self, *, hub: ModelHub | None, runner: ChatRunner | None,
               job_backend: JobBackend | None) -> None:
-        self.hub = hub or ModelHub(self.settings)
-        self.catalog = Catalog(self.db, self.settings, self.clock)
+        self.artifacts = ArtifactStore.open(self.settings, self.db, self.clock)
+        self.hub = hub or ModelHub(self.settings, artifacts=self.artifacts)
+        self.hub.use_artifacts(self.artifacts)
+        self.catalog = Catalog(self.db, self.settings, self.clock, artifacts=self.artifacts)
         self.catalog.ensure_bundled_base()
         self.datasets = Datasets(self.db, self.settings, self.clock)
         backend = job_backend or make_backend(self.settings)
@@ -109,7 +113,7 @@ def _prepare_home(settings: Settings) -> None:
     home = settings.home
     try:
         for folder in (home, settings.models_dir, settings.adapters_dir, settings.uploads_dir,
-                       settings.jobs_dir, settings.logs_dir):
+                       settings.jobs_dir, settings.logs_dir, settings.cache_dir):
             folder.mkdir(parents=True, exist_ok=True)
         probe = home / ".write-test"
         probe.write_text("ok")

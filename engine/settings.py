@@ -66,6 +66,28 @@ class Settings:
     """GPTSTORE_RETRAIN_MIN_EXAMPLES: new curated pairs a scheduled retrain needs."""
     log_retention_days: int = 90
     """GPTSTORE_LOG_RETENTION_DAYS: conversation logs older than this are deleted (0 = keep)."""
+    artifacts: str = "database"
+    """GPTSTORE_ARTIFACTS: where adapters, plots, checkpoints and registered weights are kept:
+    `database` (the store's own database, rows in chunks) or `s3://BUCKET[/PREFIX]`."""
+    s3_endpoint_url: str | None = None
+    """GPTSTORE_S3_ENDPOINT_URL: an S3-compatible server (MinIO, Ceph, R2) instead of AWS."""
+    checkpoint_steps: int = 20
+    """GPTSTORE_CHECKPOINT_STEPS: optimizer steps between training checkpoints (and one at the
+    end of every epoch)."""
+    metrics_port: int | None = None
+    """GPTSTORE_METRICS_PORT: port of the health check (/healthz) and Prometheus metrics
+    (/metrics) of `serve` and `worker`; unset: off."""
+    inference_url: str | None = None
+    """GPTSTORE_INFERENCE_URL: an OpenAI-compatible server with LoRA adapters (vLLM) that
+    answers chat instead of the built-in runner, e.g. http://gpu1:8000/v1."""
+    inference_api_key: str | None = field(default=None, repr=False)
+    """GPTSTORE_INFERENCE_API_KEY: its bearer token, if it wants one."""
+    inference_adapter_dir: str | None = None
+    """GPTSTORE_INFERENCE_ADAPTER_DIR: the folder, as the inference server sees it, where the
+    store writes each live adapter before asking the server to load it."""
+    inference_model: str | None = None
+    """GPTSTORE_INFERENCE_MODEL: the base model's name on the inference server (its
+    --served-model-name); by default the store's base model name."""
 
     @property
     def models_dir(self) -> Path:
@@ -87,6 +109,11 @@ class Settings:
     def logs_dir(self) -> Path:
         return self.home / "logs"
 
+    @property
+    def cache_dir(self) -> Path:
+        """This host's copies of stored artifacts (trees by content hash)."""
+        return self.home / "cache"
+
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
 
@@ -105,6 +132,18 @@ class Settings:
         if speculation not in SPECULATION:
             raise InvalidInput(
                 f"GPTSTORE_SPECULATION must be auto, lookup or off, not {speculation!r}.")
+        artifacts = (env.get("GPTSTORE_ARTIFACTS") or "database").strip()
+        if artifacts != "database" and not (artifacts.startswith("s3://")
+                                            and artifacts[len("s3://"):].strip("/")):
+            raise InvalidInput("GPTSTORE_ARTIFACTS must be `database` or s3://BUCKET[/PREFIX], "
+                               f"not {artifacts!r}.")
+        metrics_port = int(_number(env, "GPTSTORE_METRICS_PORT", 0, minimum=0))
+        if metrics_port > 65535:
+            raise InvalidInput(f"GPTSTORE_METRICS_PORT must be a port number, not {metrics_port}.")
+        inference_url = (env.get("GPTSTORE_INFERENCE_URL") or "").strip().rstrip("/") or None
+        if inference_url and not inference_url.startswith(("http://", "https://")):
+            raise InvalidInput("GPTSTORE_INFERENCE_URL must be an http(s) URL such as "
+                               f"http://gpu1:8000/v1, not {inference_url!r}.")
         broker = env.get("CELERY_BROKER_URL") or None
         if jobs == "celery" and not broker:
             raise InvalidInput(
@@ -135,6 +174,14 @@ class Settings:
             max_jobs_per_workspace=int(_number(env, "GPTSTORE_MAX_JOBS_PER_WORKSPACE", 2, minimum=1)),
             retrain_min_examples=int(_number(env, "GPTSTORE_RETRAIN_MIN_EXAMPLES", 10, minimum=0)),
             log_retention_days=int(_number(env, "GPTSTORE_LOG_RETENTION_DAYS", 90, minimum=0)),
+            artifacts=artifacts,
+            s3_endpoint_url=env.get("GPTSTORE_S3_ENDPOINT_URL") or None,
+            checkpoint_steps=int(_number(env, "GPTSTORE_CHECKPOINT_STEPS", 20, minimum=1)),
+            metrics_port=metrics_port or None,
+            inference_url=inference_url,
+            inference_api_key=env.get("GPTSTORE_INFERENCE_API_KEY") or None,
+            inference_adapter_dir=env.get("GPTSTORE_INFERENCE_ADAPTER_DIR") or None,
+            inference_model=env.get("GPTSTORE_INFERENCE_MODEL") or None,
         )
 
 

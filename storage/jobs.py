@@ -117,6 +117,17 @@ def finish(session: Session, job_id: int, worker: str, attempt: int, state: str,
     return result.rowcount == 1
 
 
+def record_checkpoint(session: Session, job_id: int, worker: str, attempt: int,
+                      location: str) -> bool:
+    """Point the job at its newest checkpoint, only while this worker's claim holds."""
+    result = session.execute(
+        update(JobRecord)
+        .where(JobRecord.id == job_id, JobRecord.state == "running",
+               JobRecord.worker == worker, JobRecord.attempts == attempt)
+        .values(checkpoint_path=location))
+    return result.rowcount == 1
+
+
 def request_cancel(session: Session, job_id: int) -> bool:
     result = session.execute(
         update(JobRecord).where(JobRecord.id == job_id, JobRecord.state == "running")

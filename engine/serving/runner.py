@@ -378,7 +378,8 @@ class ChatRunner:
         from engine.serving.lora import load_lora
 
         model, _ = self.hub.load(base)
-        adapter = load_lora(path, model.device, model.dtype)
+        # A stored adapter (artifact:<sha256>) is fetched into this host's cache once.
+        adapter = load_lora(self.hub.local(path), model.device, model.dtype)
         cache[path] = adapter
         while len(cache) > self.settings.adapter_cache_size:
             cache.popitem(last=False)
