@@ -21,6 +21,7 @@ from engine.datasets.service import Datasets
 from engine.errors import StoreError
 from engine.jobs.backends import JobBackend, make_backend
 from engine.jobs.service import JobService
+from engine.jobs.watches import Watches
 from engine.retraining.service import Retrainer
 from engine.serving.runner import ChatRunner
 from engine.settings import Settings
@@ -45,6 +46,7 @@ class Engine:
     catalog: Catalog = field(init=False)
     datasets: Datasets = field(init=False)
     jobs: JobService = field(init=False)
+    watches: Watches = field(init=False)
     runner: ChatRunner = field(init=False)
     chat: ChatService = field(init=False)
     retrainer: Retrainer = field(init=False)
@@ -79,6 +81,7 @@ class Engine:
         self.datasets = Datasets(self.db, self.settings, self.clock)
         backend = job_backend or make_backend(self.settings)
         self.jobs = JobService(self.db, self.settings, self.catalog, self.datasets, backend, self.clock)
+        self.watches = Watches(self.db, self.clock)
         self.runner = runner or ChatRunner(self.hub, self.settings)
         self.chat = ChatService(self.db, self.settings, self.catalog, self.runner, self.clock)
         self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)

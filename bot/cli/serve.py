@@ -38,7 +38,7 @@ def plan(settings: Settings, *, slack: bool, discord: bool) -> list[str]:
 
 
 def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
-          settings: Settings | None = None) -> int:
+          settings: Settings | None = None, host: str = "0.0.0.0") -> int:
     settings = settings or Settings.from_env()
     adapters = plan(settings, slack=slack, discord=discord)
     engine = Engine.open(settings)
@@ -50,7 +50,7 @@ def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
     runners: dict[str, Callable[[], object]] = {}
     if "slack" in adapters:
         from bot.slack import app as slack_app
-        runners["slack"] = lambda: slack_app.serve(engine, settings, port)
+        runners["slack"] = lambda: slack_app.serve(engine, settings, port, host=host)
     if "discord" in adapters:
         from bot.discord import app as discord_app
         runners["discord"] = lambda: discord_app.serve(engine, settings)

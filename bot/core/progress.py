@@ -32,6 +32,13 @@ class ProgressSink(Protocol):
         """Post the final reply (metrics, loss plot in reply.image, buttons)."""
 
 
+class Follower(Protocol):
+    """Something that reports a job to a sink: JobWatcher (in this process) or
+    bot.core.delivery.Deliveries (from the database, by any serve process)."""
+
+    def follow(self, job_id: int, sink: ProgressSink) -> Any: ...
+
+
 class JobWatcher:
     def __init__(self, engine: "Engine", *, poll_s: float = 1.0, min_interval_s: float = 3.0,
                  clock: Callable[[], float] = time.monotonic,
