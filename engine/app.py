@@ -22,6 +22,7 @@ from engine.errors import StoreError
 from engine.jobs.backends import JobBackend, make_backend
 from engine.jobs.service import JobService
 from engine.jobs.watches import Watches
+from engine.monitoring import Metrics
 from engine.retraining.service import Retrainer
 from engine.serving.runner import ChatRunner
 from engine.settings import Settings
@@ -47,6 +48,7 @@ class Engine:
     datasets: Datasets = field(init=False)
     jobs: JobService = field(init=False)
     watches: Watches = field(init=False)
+    metrics: Metrics = field(init=False)
     runner: ChatRunner = field(init=False)
     chat: ChatService = field(init=False)
     retrainer: Retrainer = field(init=False)
@@ -82,8 +84,13 @@ class Engine:
         backend = job_backend or make_backend(self.settings)
         self.jobs = JobService(self.db, self.settings, self.catalog, self.datasets, backend, self.clock)
         self.watches = Watches(self.db, self.clock)
-        self.runner = runner or ChatRunner(self.hub, self.settings)
-        self.chat = ChatService(self.db, self.settings, self.catalog, self.runner, self.clock)
+        self.metrics = Metrics(self.db)
+        self.runner = runner or ChatRunner(self.hub, self.settings,
+                                           before_step=self.metrics.batch_size.observe)
+        if hasattr(self.runner, "queue_depth"):
+            self.metrics.watch_queue(self.runner.queue_depth)
+        self.chat = ChatService(self.db, self.settings, self.catalog,
+                                self.metrics.measured(self.runner), self.clock)
         self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)
 
     def housekeeping(self) -> dict[str, int]:

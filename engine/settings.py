@@ -75,8 +75,9 @@ class Settings:
     """GPTSTORE_CHECKPOINT_STEPS: optimizer steps between training checkpoints (and one at the
     end of every epoch)."""
     metrics_port: int | None = None
-    """GPTSTORE_METRICS_PORT: port of the health check (/healthz) and Prometheus metrics
-    (/metrics) of `serve` and `worker`; unset: off."""
+    """GPTSTORE_METRICS_PORT: port (or HOST:PORT) of the health check (/healthz) and
+    Prometheus metrics (/metrics) of `serve` and `worker`; unset: off."""
+    metrics_host: str = "0.0.0.0"
     inference_url: str | None = None
     """GPTSTORE_INFERENCE_URL: an OpenAI-compatible server with LoRA adapters (vLLM) that
     answers chat instead of the built-in runner, e.g. http://gpu1:8000/v1."""
@@ -137,9 +138,12 @@ class Settings:
                                             and artifacts[len("s3://"):].strip("/")):
             raise InvalidInput("GPTSTORE_ARTIFACTS must be `database` or s3://BUCKET[/PREFIX], "
                                f"not {artifacts!r}.")
-        metrics_port = int(_number(env, "GPTSTORE_METRICS_PORT", 0, minimum=0))
+        metrics_host, _, port_text = (env.get("GPTSTORE_METRICS_PORT") or "").strip().rpartition(":")
+        metrics_port = int(_number({"GPTSTORE_METRICS_PORT": port_text}, "GPTSTORE_METRICS_PORT",
+                                   0, minimum=0))
         if metrics_port > 65535:
-            raise InvalidInput(f"GPTSTORE_METRICS_PORT must be a port number, not {metrics_port}.")
+            raise InvalidInput("GPTSTORE_METRICS_PORT must be a port number or HOST:PORT, not "
+                               f"{env.get('GPTSTORE_METRICS_PORT')!r}.")
         inference_url = (env.get("GPTSTORE_INFERENCE_URL") or "").strip().rstrip("/") or None
         if inference_url and not inference_url.startswith(("http://", "https://")):
             raise InvalidInput("GPTSTORE_INFERENCE_URL must be an http(s) URL such as "
@@ -178,6 +182,7 @@ class Settings:
             s3_endpoint_url=env.get("GPTSTORE_S3_ENDPOINT_URL") or None,
             checkpoint_steps=int(_number(env, "GPTSTORE_CHECKPOINT_STEPS", 20, minimum=1)),
             metrics_port=metrics_port or None,
+            metrics_host=metrics_host or "0.0.0.0",
             inference_url=inference_url,
             inference_api_key=env.get("GPTSTORE_INFERENCE_API_KEY") or None,
             inference_adapter_dir=env.get("GPTSTORE_INFERENCE_ADAPTER_DIR") or None,

@@ -101,6 +101,11 @@ class Database:
                 time.sleep(delay * attempt)
         raise AssertionError("unreachable")
 
+    def ping(self) -> None:
+        """Raises when the database does not answer (the health check)."""
+        with self.engine.connect() as connection:
+            connection.execute(text("select 1"))
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -189,3 +189,15 @@ def unannounced(session: Session, after_id: int, platform: str, limit: int = 20)
     found = list(session.exec(query))
     return [job for job in found
             if (job.origin or {}).get("scheduled") and (job.origin or {}).get("platform") == platform]
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    query = select(JobRecord.state, func.count()).group_by(JobRecord.state)
+    return {row[0]: int(row[1]) for row in session.execute(query)}
+
+
+def retrain_results(session: Session) -> list[dict[str, Any]]:
+    """The results (verdicts) of the retrains that finished."""
+    query = select(JobRecord.result).where(JobRecord.kind == "retrain",
+                                           JobRecord.state == "succeeded")
+    return [dict(r or {}) for r in session.execute(query).scalars()]

@@ -14,6 +14,7 @@ from typing import Callable
 from bot.cli.logs import setup_file_log
 from engine.app import Engine
 from engine.errors import InvalidInput
+from engine.monitoring import OpsServer, ops_checks
 from engine.retraining.scheduler import RetrainScheduler
 from engine.settings import Settings
 
@@ -44,7 +45,8 @@ def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
     engine = Engine.open(settings)
     setup_file_log(settings)
     log = logging.getLogger("gptstore.serve")
-    engine.jobs.start()  # jobs queued before a restart run (local backend); no-op for celery
+    engine.jobs.start()  # jobs queued before a restart run (local); the outbox relay (celery)
+    ops = start_ops(engine)
     scheduler = RetrainScheduler(engine.retrainer, housekeeping=engine.housekeeping)
     scheduler.start()
     runners: dict[str, Callable[[], object]] = {}
@@ -70,7 +72,18 @@ def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
         return 0
     finally:
         scheduler.stop()
+        if ops is not None:
+            ops.stop()
         engine.close()
+
+
+def start_ops(engine: Engine) -> OpsServer | None:
+    """The health check and Prometheus metrics on GPTSTORE_METRICS_PORT (off when unset)."""
+    settings = engine.settings
+    if not settings.metrics_port:
+        return None
+    return OpsServer(engine.metrics, ops_checks(settings, engine.db), port=settings.metrics_port,
+                     host=settings.metrics_host).start()
 
 
 def _logged(fn: Callable[[], object], name: str, log: logging.Logger) -> Callable[[], None]:

@@ -190,6 +190,10 @@ class ChatRunner:
         speculation not "auto", or not faster on this machine."""
         return self._drafts.get(base_path)
 
+    def queue_depth(self) -> int:
+        """Requests waiting to join a batch (the metrics gauge)."""
+        return len(self._queue)
+
     def loaded_adapters(self, base_path: str) -> list[str]:
         """Adapter paths held for a base, least recently used first."""
         return list(self._adapters.get(base_path, {}))
