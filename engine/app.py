@@ -24,6 +24,7 @@ from engine.jobs.service import JobService
 from engine.jobs.watches import Watches
 from engine.monitoring import Metrics
 from engine.retraining.service import Retrainer
+from engine.serving.remote import RemoteRunner
 from engine.serving.runner import ChatRunner
 from engine.settings import Settings
 from engine.weights import ModelHub
@@ -85,6 +86,8 @@ class Engine:
         self.jobs = JobService(self.db, self.settings, self.catalog, self.datasets, backend, self.clock)
         self.watches = Watches(self.db, self.clock)
         self.metrics = Metrics(self.db)
+        if runner is None and self.settings.inference_url:  # an external inference server
+            runner = RemoteRunner(self.settings, self.hub)
         self.runner = runner or ChatRunner(self.hub, self.settings,
                                            before_step=self.metrics.batch_size.observe)
         if hasattr(self.runner, "queue_depth"):
