@@ -28,7 +28,9 @@ from engine.serving.remote import RemoteRunner
 from engine.serving.runner import ChatRunner
 from engine.settings import Settings
 from engine.weights import ModelHub
-from storage import events
+from storage import catalog as catalog_store
+from storage import events, outbox
+from storage import jobs as job_store
 from storage.db import Database
 
 Clock = Callable[[], datetime]
@@ -97,12 +99,18 @@ class Engine:
         self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)
 
     def housekeeping(self) -> dict[str, int]:
-        """Periodic clean-up: conversation logs past their retention, old platform event ids."""
+        """Periodic clean-up: conversation logs past their retention, old platform event ids,
+        outbox rows of jobs that left the queue, and stored files nothing names any more
+        (old checkpoints; never a version's files)."""
         purged = self.chat.purge_old()
         self.chat.limits.forget_idle()  # chat rate buckets of users idle for a minute
         with self.db.session() as session:
             keys = events.purge_before(session, self.clock() - timedelta(days=2))
-        return {"messages": purged, "event_keys": keys}
+        self.db.retrying(outbox.prune)
+        keep = self.db.retrying(lambda s: catalog_store.version_locations(s)
+                                + job_store.checkpoint_locations(s))
+        blobs = self.artifacts.collect(keep)
+        return {"messages": purged, "event_keys": keys, "artifact_blobs": blobs}
 
     def first_time(self, key: str) -> bool:
         """True exactly once per key across every process sharing the store: platform

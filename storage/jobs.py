@@ -201,3 +201,10 @@ def retrain_results(session: Session) -> list[dict[str, Any]]:
     query = select(JobRecord.result).where(JobRecord.kind == "retrain",
                                            JobRecord.state == "succeeded")
     return [dict(r or {}) for r in session.execute(query).scalars()]
+
+
+def checkpoint_locations(session: Session) -> list[str]:
+    """The checkpoints of jobs that may still resume."""
+    query = select(JobRecord.checkpoint_path).where(JobRecord.state.in_(ACTIVE + ("failed",)),
+                                                    JobRecord.checkpoint_path != "")
+    return list(session.exec(query))
