@@ -205,6 +205,6 @@ def retrain_results(session: Session) -> list[dict[str, Any]]:
 
 def checkpoint_locations(session: Session) -> list[str]:
     """The checkpoints of jobs that may still resume."""
-    query = select(JobRecord.checkpoint_path).where(JobRecord.state.in_(ACTIVE + ("failed",)),
+    query = select(JobRecord.checkpoint_path).where(JobRecord.state.in_(ACTIVE),
                                                     JobRecord.checkpoint_path != "")
     return list(session.exec(query))

@@ -126,6 +126,25 @@ class ArtifactStore:
 
     # -- clean-up -----------------------------------------------------------------------
 
+    def forget(self, location: str) -> int:
+        """Delete a tree nothing needs any more (a job's previous checkpoint) and those of its
+        blobs no other tree uses; returns the blobs deleted. Blobs shared with another tree
+        stay, so a version's or another job's files are never touched."""
+        if not is_ref(location):
+            return 0
+        tree = parse(location).tree
+        record = self.db.retrying(lambda s: store.get_tree(s, tree))
+        if record is None:
+            return 0
+        self.db.retrying(lambda s: store.delete_tree(s, tree))
+        mine = {f["sha256"] for f in (record.manifest or {}).get("files", {}).values()}
+        for other in self.db.retrying(store.trees):
+            mine -= {f["sha256"] for f in (other.manifest or {}).get("files", {}).values()}
+        for digest in mine:
+            self.blobs.delete(digest)
+        shutil.rmtree(self._tree_dir(tree), ignore_errors=True)
+        return len(mine)
+
     def collect(self, keep: Iterable[str], *, older_than: timedelta = timedelta(hours=1)) -> int:
         """Delete trees not named in `keep` and blobs no kept tree uses, if older than
         `older_than` (an upload in progress is younger). Returns the blobs deleted."""

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from engine.artifacts.refs import is_ref
 from engine.artifacts.store import ArtifactStore
-from engine.errors import Cancelled, is_user_error
+from engine.errors import Cancelled, StoreError, is_user_error
 from engine.jobs.context import JobContext
 from engine.jobs.plan import WorkerPlan, resolve, utcnow
 from engine.settings import Settings
@@ -53,6 +53,7 @@ class _Run:
         self.done = threading.Event()
         self.attempt = 0
         self._artifacts: ArtifactStore | None = None
+        self.recorded = ""  # the checkpoint recorded on the job (an artifact reference)
 
     def run(self) -> str:
         try:
@@ -113,8 +114,14 @@ class _Run:
         """This host's checkpoint folder for the job, holding the last checkpoint recorded on
         the job (from the artifact store, so one written on another host counts too)."""
         folder = self.settings.jobs_dir / str(self.job_id) / "checkpoints"
-        if is_ref(job.checkpoint_path):
-            self.store().restore(job.checkpoint_path, folder)
+        self.recorded = job.checkpoint_path or ""
+        if is_ref(self.recorded):
+            try:
+                self.store().restore(self.recorded, folder)
+            except StoreError as exc:  # lost or damaged: train again rather than fail
+                log.warning("job %s: its checkpoint cannot be restored (%s); starting over",
+                            self.job_id, exc)
+                shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -140,6 +147,10 @@ class _Run:
 
         if not self.db.retrying(work):
             self.cancel.set()  # the claim went to another worker: stop at the next step
+            return
+        previous, self.recorded = self.recorded, ref
+        if previous and previous != ref:
+            self.store().forget(previous)  # only the newest checkpoint is ever resumed
 
     def finish(self, state: str, message: str, result: dict | None = None) -> str:
         now = self.clock()
@@ -165,6 +176,11 @@ class _Run:
         if state in ("succeeded", "cancelled"):
             shutil.rmtree(self.settings.jobs_dir / str(self.job_id) / "checkpoints",
                           ignore_errors=True)
+            if self.recorded:
+                try:
+                    self.store().forget(self.recorded)
+                except Exception:  # housekeeping collects it later
+                    log.exception("job %s: could not delete its checkpoint", self.job_id)
         return state
 
     def explain(self, exc: Exception) -> str:

@@ -132,3 +132,19 @@ def test_clean_up_keeps_what_is_named_and_drops_the_rest(tmp_path: Path) -> None
     assert (other.local(kept) / "sub" / "weights.bin").is_file()
     with pytest.raises(ModelUnavailable):
         other.local(dropped)
+
+
+def test_forgetting_a_checkpoint_keeps_the_files_other_trees_use(tmp_path: Path) -> None:
+    db = database(f"sqlite:///{tmp_path / 'store.db'}")
+    store = ArtifactStore(db, DatabaseBlobs(db, clock), tmp_path / "cache", clock)
+    old = folder(tmp_path, "step-1")
+    new = tmp_path / "step-2"
+    (new / "sub").mkdir(parents=True)
+    (new / "adapter_config.json").write_text('{"r": 4}')  # the same bytes as step 1's
+    (new / "sub" / "weights.bin").write_bytes(os.urandom(1000))
+    old_ref, new_ref = store.put_folder(old), store.put_folder(new)
+    assert store.forget(old_ref) == 1  # only step 1's own weights
+    other = ArtifactStore(db, store.blobs, tmp_path / "other", clock)
+    assert (other.local(new_ref) / "adapter_config.json").read_text() == '{"r": 4}'
+    with pytest.raises(ModelUnavailable):
+        other.local(old_ref)
