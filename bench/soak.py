@@ -148,7 +148,7 @@ class Traffic:
                 self.sent += 1
                 self.asked.append((channel, ts))
             try:
-                self.fake.wait_answer(channel, ts, timeout=90)
+                self.fake.wait_answer(channel, ts, timeout=60)
                 with self.lock:
                     self.latencies.append(time.monotonic() - started)
             except AssertionError:

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from bot.core.progress import JobWatcher, ProgressSink, final_reply, progress_text
+from bot.core.progress import ProgressSink, final_reply, progress_text, stored_file
 from engine.jobs.watches import WatchView
 from engine.views import JobEventView, JobView
 
@@ -42,7 +42,6 @@ class Deliveries:
         self.poll_s, self.min_interval_s, self.clock = poll_s, min_interval_s, clock
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log = log or logging.getLogger("gptstore.delivery")
-        self.files = JobWatcher(engine, log=self.log).local_file  # plots from the store
         self._events: dict[int, list[JobEventView]] = {}
         self._shown_at: dict[int, float] = {}
         self._stop = threading.Event()
@@ -83,7 +82,7 @@ class Deliveries:
     def _finish(self, watch: WatchView, job: JobView, sink: ProgressSink) -> bool:
         if not job.finished:
             return False
-        reply = final_reply(job, files=self.files)
+        reply = final_reply(job, files=lambda ref: stored_file(self.engine, ref, self.log))
         if watch.state == "following":
             if not self.engine.watches.begin_finish(watch.id, self.owner):
                 return False  # taken by another process meanwhile

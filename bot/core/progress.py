@@ -80,13 +80,7 @@ class JobWatcher:
             job = self._read(job_id, events)
 
     def local_file(self, location: str) -> Path | None:
-        """A stored file (a loss plot) on this host, fetched from the artifact store; None
-        when it cannot be had (the metrics are posted anyway)."""
-        try:
-            return self.engine.artifacts.local(location)
-        except StoreError as exc:
-            self.log.warning("cannot fetch %s: %s", location, exc)
-            return None
+        return stored_file(self.engine, location, self.log)
 
     def _read(self, job_id: int, events: list[JobEventView]) -> JobView:
         """The job's state plus its events, reading only the events not seen yet.
@@ -210,6 +204,16 @@ def final_reply(job: JobView, *, files: Callable[[str], Path | None] | None = No
                  text=text, fields=tuple(fields), image=image, kind="success", job_id=job.id,
                  buttons=(Button("Deploy", f"deploy {name}", "primary"),
                           Button("Publish to workspace", f"publish {name} workspace")))
+
+
+def stored_file(engine: "Engine", location: str, log: logging.Logger) -> Path | None:
+    """A stored file (a loss plot) on this host, fetched from the artifact store; None when it
+    cannot be had (the metrics are posted anyway)."""
+    try:
+        return engine.artifacts.local(location)
+    except StoreError as exc:
+        log.warning("cannot fetch %s: %s", location, exc)
+        return None
 
 
 def plot_file(location: str, files: Callable[[str], Path | None] | None) -> Path | None:
