@@ -36,7 +36,9 @@ class JobService:
         self.backend, self.clock = backend, clock
         self.limits = RateLimiter(db, settings, clock)
         plan = getattr(backend, "plan", None) or WorkerPlan()
-        self.outbox = OutboxRelay(db, backend.enqueue, clock,
+        # The backend is looked up at each send: whatever backend the service has then rings.
+        self.outbox = OutboxRelay(db, lambda job_id, kind: self.backend.enqueue(job_id, kind),
+                                  clock,
                                   requeue_after_s=plan.requeue_after_s)
 
     def submit_tune(self, caller: Caller, name: str, filename: str, data: bytes,
