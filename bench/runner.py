@@ -15,6 +15,8 @@ KNOWN = {
     "train": "training tokens/s: our loop against transformers Trainer + PEFT",
     "quality": "token F1 on the sample FAQ after tuning, against the base model",
     "slack": "Slack adapter: acknowledgement latency under load",
+    "soak": "two serve + two workers on PostgreSQL and Redis under chat and tune traffic, "
+            "a worker, a serve and Redis killed once each",
 }
 
 

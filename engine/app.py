@@ -14,18 +14,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from engine.artifacts.store import ArtifactStore
 from engine.catalog.service import Catalog
 from engine.chat import ChatService
 from engine.datasets.service import Datasets
 from engine.errors import StoreError
 from engine.jobs.backends import JobBackend, make_backend
 from engine.jobs.service import JobService
+from engine.jobs.watches import Watches
+from engine.monitoring import Metrics
 from engine.privacy import Privacy
 from engine.retraining.service import Retrainer
+from engine.serving.remote import RemoteRunner
 from engine.serving.runner import ChatRunner
 from engine.settings import Settings
 from engine.weights import ModelHub
-from storage import events
+from storage import catalog as catalog_store
+from storage import events, outbox
+from storage import jobs as job_store
 from storage.db import Database
 
 Clock = Callable[[], datetime]
@@ -40,10 +46,13 @@ class Engine:
     settings: Settings
     db: Database
     clock: Clock = system_clock
+    artifacts: ArtifactStore = field(init=False)
     hub: ModelHub = field(init=False)
     catalog: Catalog = field(init=False)
     datasets: Datasets = field(init=False)
     jobs: JobService = field(init=False)
+    watches: Watches = field(init=False)
+    metrics: Metrics = field(init=False)
     runner: ChatRunner = field(init=False)
     chat: ChatService = field(init=False)
     privacy: Privacy = field(init=False)
@@ -71,25 +80,42 @@ class Engine:
 
     def _wire(self, *, hub: ModelHub | None, runner: ChatRunner | None,
               job_backend: JobBackend | None) -> None:
-        self.hub = hub or ModelHub(self.settings)
-        self.catalog = Catalog(self.db, self.settings, self.clock)
+        self.artifacts = ArtifactStore.open(self.settings, self.db, self.clock)
+        self.hub = hub or ModelHub(self.settings, artifacts=self.artifacts)
+        self.hub.use_artifacts(self.artifacts)
+        self.catalog = Catalog(self.db, self.settings, self.clock, artifacts=self.artifacts)
         self.catalog.ensure_bundled_base()
         self.datasets = Datasets(self.db, self.settings, self.clock)
         backend = job_backend or make_backend(self.settings)
         self.jobs = JobService(self.db, self.settings, self.catalog, self.datasets, backend, self.clock)
-        self.runner = runner or ChatRunner(self.hub, self.settings)
-        self.chat = ChatService(self.db, self.settings, self.catalog, self.runner, self.clock)
+        self.watches = Watches(self.db, self.clock)
+        self.metrics = Metrics(self.db)
+        if runner is None and self.settings.inference_url:  # an external inference server
+            runner = RemoteRunner(self.settings, self.hub)
+        self.runner = runner or ChatRunner(self.hub, self.settings,
+                                           before_step=self.metrics.batch_size.observe)
+        if hasattr(self.runner, "queue_depth"):
+            self.metrics.watch_queue(self.runner.queue_depth)
+        self.chat = ChatService(self.db, self.settings, self.catalog,
+                                self.metrics.measured(self.runner), self.clock)
         self.privacy = Privacy(self.db, self.chat, self.datasets)
         self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)
 
     def housekeeping(self) -> dict[str, int]:
         """Periodic clean-up: conversation logs past their retention, old platform event ids,
-        the rate-limit rows of idle users and workspaces."""
+        the rate-limit rows of idle users and workspaces, outbox rows of jobs that left the
+        queue, and stored files nothing names any more (old checkpoints; never a version's
+        files)."""
         purged = self.chat.purge_old()
         limits = self.chat.limits.purge()
         with self.db.session() as session:
             keys = events.purge_before(session, self.clock() - timedelta(days=2))
-        return {"messages": purged, "event_keys": keys, "limit_rows": limits}
+        self.db.retrying(outbox.prune)
+        keep = self.db.retrying(lambda s: catalog_store.version_locations(s)
+                                + job_store.checkpoint_locations(s))
+        blobs = self.artifacts.collect(keep)
+        return {"messages": purged, "event_keys": keys, "limit_rows": limits,
+                "artifact_blobs": blobs}
 
     def first_time(self, key: str) -> bool:
         """True exactly once per key across every process sharing the store: platform
@@ -113,7 +139,7 @@ def _prepare_home(settings: Settings) -> None:
     home = settings.home
     try:
         for folder in (home, settings.models_dir, settings.adapters_dir, settings.uploads_dir,
-                       settings.jobs_dir, settings.logs_dir):
+                       settings.jobs_dir, settings.logs_dir, settings.cache_dir):
             folder.mkdir(parents=True, exist_ok=True)
         probe = home / ".write-test"
         probe.write_text("ok")

@@ -88,6 +88,29 @@ class Settings:
     """GPTSTORE_RETRAIN_MIN_EXAMPLES: new curated pairs a scheduled retrain needs."""
     log_retention_days: int = 90
     """GPTSTORE_LOG_RETENTION_DAYS: conversation logs older than this are deleted (0 = keep)."""
+    artifacts: str = "database"
+    """GPTSTORE_ARTIFACTS: where adapters, plots, checkpoints and registered weights are kept:
+    `database` (the store's own database, rows in chunks) or `s3://BUCKET[/PREFIX]`."""
+    s3_endpoint_url: str | None = None
+    """GPTSTORE_S3_ENDPOINT_URL: an S3-compatible server (MinIO, Ceph, R2) instead of AWS."""
+    checkpoint_steps: int = 20
+    """GPTSTORE_CHECKPOINT_STEPS: optimizer steps between training checkpoints (and one at the
+    end of every epoch)."""
+    metrics_port: int | None = None
+    """GPTSTORE_METRICS_PORT: port (or HOST:PORT) of the health check (/healthz) and
+    Prometheus metrics (/metrics) of `serve` and `worker`; unset: off."""
+    metrics_host: str = "0.0.0.0"
+    inference_url: str | None = None
+    """GPTSTORE_INFERENCE_URL: an OpenAI-compatible server with LoRA adapters (vLLM) that
+    answers chat instead of the built-in runner, e.g. http://gpu1:8000/v1."""
+    inference_api_key: str | None = field(default=None, repr=False)
+    """GPTSTORE_INFERENCE_API_KEY: its bearer token, if it wants one."""
+    inference_adapter_dir: str | None = None
+    """GPTSTORE_INFERENCE_ADAPTER_DIR: the folder, as the inference server sees it, where the
+    store writes each live adapter before asking the server to load it."""
+    inference_model: str | None = None
+    """GPTSTORE_INFERENCE_MODEL: the base model's name on the inference server (its
+    --served-model-name); by default the store's base model name."""
 
     @property
     def models_dir(self) -> Path:
@@ -108,6 +131,11 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def cache_dir(self) -> Path:
+        """This host's copies of stored artifacts (trees by content hash)."""
+        return self.home / "cache"
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -134,6 +162,20 @@ class Settings:
         device = _choice(env, "GPTSTORE_DEVICE", ("auto", "cpu", "cuda"))
         jobs = _choice(env, "GPTSTORE_JOBS", ("local", "celery"))
         speculation = _choice(env, "GPTSTORE_SPECULATION", SPECULATION)
+        artifacts = (env.get("GPTSTORE_ARTIFACTS") or "database").strip()
+        if artifacts != "database" and not (artifacts.startswith("s3://")
+                                            and artifacts[len("s3://"):].strip("/")):
+            raise InvalidInput("GPTSTORE_ARTIFACTS must be `database` or s3://BUCKET[/PREFIX], "
+                               f"not {artifacts!r}.")
+        metrics_host, _, port_text = (env.get("GPTSTORE_METRICS_PORT") or "").strip().rpartition(":")
+        metrics_port = int(METRICS_PORT.read({METRICS_PORT.env: port_text}))
+        if metrics_port > 65535:
+            raise InvalidInput("GPTSTORE_METRICS_PORT must be a port number or HOST:PORT, not "
+                               f"{env.get('GPTSTORE_METRICS_PORT')!r}.")
+        inference_url = (env.get("GPTSTORE_INFERENCE_URL") or "").strip().rstrip("/") or None
+        if inference_url and not inference_url.startswith(("http://", "https://")):
+            raise InvalidInput("GPTSTORE_INFERENCE_URL must be an http(s) URL such as "
+                               f"http://gpu1:8000/v1, not {inference_url!r}.")
         broker = env.get("CELERY_BROKER_URL") or None
         if jobs == "celery" and not broker:
             raise InvalidInput(
@@ -154,6 +196,14 @@ class Settings:
             default_base=env.get("GPTSTORE_DEFAULT_BASE") or DEFAULT_BASE,
             speculation=speculation,
             **{number.field: number.read(env) for number in NUMBERS},
+            artifacts=artifacts,
+            s3_endpoint_url=env.get("GPTSTORE_S3_ENDPOINT_URL") or None,
+            metrics_port=metrics_port or None,
+            metrics_host=metrics_host or "0.0.0.0",
+            inference_url=inference_url,
+            inference_api_key=env.get("GPTSTORE_INFERENCE_API_KEY") or None,
+            inference_adapter_dir=env.get("GPTSTORE_INFERENCE_ADAPTER_DIR") or None,
+            inference_model=env.get("GPTSTORE_INFERENCE_MODEL") or None,
         )
 
 
@@ -222,7 +272,10 @@ NUMBERS: tuple[Number, ...] = (
     Number("GPTSTORE_RETRAIN_MIN_EXAMPLES", "retrain_min_examples", 10, 0, 1_000_000,
            "examples"),
     Number("GPTSTORE_LOG_RETENTION_DAYS", "log_retention_days", 90, 0, 36500, "days"),
+    Number("GPTSTORE_CHECKPOINT_STEPS", "checkpoint_steps", 20, 1, 1_000_000, "steps"),
 )
+METRICS_PORT = Number("GPTSTORE_METRICS_PORT", "metrics_port", 0, 0, 65535, "port number")
+"""Read apart from NUMBERS: the variable may be HOST:PORT, and 0 (unset) means off."""
 """Every numeric setting. Add a row here (and the field above) for a new one."""
 
 SECRET_FIELDS = frozenset(f.name for f in fields(Settings) if not f.repr)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import bundled
+from engine.artifacts.refs import is_ref
 from engine.errors import ModelUnavailable
 from engine.settings import Settings
 
@@ -50,14 +51,31 @@ def bundled_gguf(package: str = BUNDLED_PACKAGE) -> Path:
 class ModelHub:
     """Loads base models once per process; thread-safe."""
 
-    def __init__(self, settings: Settings, *, bundled_package: str = BUNDLED_PACKAGE) -> None:
+    def __init__(self, settings: Settings, *, bundled_package: str = BUNDLED_PACKAGE,
+                 artifacts: Any = None) -> None:
         self.settings = settings
         self.bundled_package = bundled_package
+        self.artifacts = artifacts  # engine.artifacts.ArtifactStore: stored weights and adapters
         self._lock = threading.Lock()
         self._loaded: dict[str, tuple[Any, Any]] = {}
         self._device: Any = None
 
     # -- where the weights live -------------------------------------------------------------
+
+    def use_artifacts(self, artifacts: Any) -> None:
+        """The composition root hands its artifact store to a hub built without one."""
+        if self.artifacts is None:
+            self.artifacts = artifacts
+
+    def local(self, location: str) -> Path:
+        """A folder on this host for a stored location: an artifact reference is fetched into
+        this host's cache once (engine.artifacts); a plain path is used as it is."""
+        if is_ref(location):
+            if self.artifacts is None:
+                raise ModelUnavailable(f"{location} is in the artifact store, which this "
+                                       "process was not given; open the store with Engine.open.")
+            return self.artifacts.local(location)
+        return Path(location).expanduser()
 
     def base_weights_path(self, base: Any) -> Path:
         """The folder holding a base model's weights in Hugging Face layout.
@@ -68,7 +86,7 @@ class ModelHub:
         path = str(getattr(base, "path", base))
         if path.startswith(BUNDLED_PREFIX):
             return self._bundled_cache()
-        folder = Path(path).expanduser()
+        folder = self.local(path)
         if not (folder / "config.json").is_file():
             raise ModelUnavailable(
                 f"No model weights found in {folder} (config.json is missing); register a folder "

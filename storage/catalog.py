@@ -257,3 +257,8 @@ def channels_of(session: Session, model_id: int, workspace: str) -> list[str]:
     return list(session.exec(select(DeploymentRecord.channel).where(
         DeploymentRecord.model_id == model_id, DeploymentRecord.workspace == workspace)
         .order_by(DeploymentRecord.channel)).all())
+
+
+def version_locations(session: Session) -> list[str]:
+    """Where every version's files are (artifact references, or older stores' paths)."""
+    return [p for p in session.exec(select(ModelVersionRecord.path)) if p]

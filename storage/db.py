@@ -121,6 +121,10 @@ class Database:
         except OperationalError:
             return None
         return max(0, before - _size(path))
+    def ping(self) -> None:
+        """Raises when the database does not answer (the health check)."""
+        with self.engine.connect() as connection:
+            connection.execute(text("select 1"))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -117,6 +117,17 @@ def finish(session: Session, job_id: int, worker: str, attempt: int, state: str,
     return result.rowcount == 1
 
 
+def record_checkpoint(session: Session, job_id: int, worker: str, attempt: int,
+                      location: str) -> bool:
+    """Point the job at its newest checkpoint, only while this worker's claim holds."""
+    result = session.execute(
+        update(JobRecord)
+        .where(JobRecord.id == job_id, JobRecord.state == "running",
+               JobRecord.worker == worker, JobRecord.attempts == attempt)
+        .values(checkpoint_path=location))
+    return result.rowcount == 1
+
+
 def request_cancel(session: Session, job_id: int) -> bool:
     result = session.execute(
         update(JobRecord).where(JobRecord.id == job_id, JobRecord.state == "running")
@@ -196,3 +207,22 @@ def unannounced(session: Session, after_id: int, platform: str, limit: int = 20)
     found = list(session.exec(query))
     return [job for job in found
             if (job.origin or {}).get("scheduled") and (job.origin or {}).get("platform") == platform]
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    query = select(JobRecord.state, func.count()).group_by(JobRecord.state)
+    return {row[0]: int(row[1]) for row in session.execute(query)}
+
+
+def retrain_results(session: Session) -> list[dict[str, Any]]:
+    """The results (verdicts) of the retrains that finished."""
+    query = select(JobRecord.result).where(JobRecord.kind == "retrain",
+                                           JobRecord.state == "succeeded")
+    return [dict(r or {}) for r in session.execute(query).scalars()]
+
+
+def checkpoint_locations(session: Session) -> list[str]:
+    """The checkpoints of jobs that may still resume."""
+    query = select(JobRecord.checkpoint_path).where(JobRecord.state.in_(ACTIVE),
+                                                    JobRecord.checkpoint_path != "")
+    return list(session.exec(query))

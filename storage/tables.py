@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -251,3 +251,76 @@ class RateLimitRecord(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=191)  # "chat:user:slack:T1:U1"
     tat: float = Field(default=0.0, index=True)
+
+
+# -- past one machine: artifacts, the job outbox, durable notifications ------------------------
+
+
+class ArtifactBlobRecord(SQLModel, table=True):
+    """One file's bytes, named by their SHA-256; present only once all its chunks are."""
+
+    __tablename__ = "artifact_blobs"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ArtifactChunkRecord(SQLModel, table=True):
+    """A piece of a blob kept in the database backend (rows in chunks, the same on SQLite
+    and PostgreSQL)."""
+
+    __tablename__ = "artifact_chunks"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ArtifactTreeRecord(SQLModel, table=True):
+    """A folder (an adapter, a checkpoint, base weights): relative path -> blob, named by the
+    SHA-256 of that manifest."""
+
+    __tablename__ = "artifact_trees"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    manifest: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    size: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class JobOutboxRecord(SQLModel, table=True):
+    """The broker message a queued job still owes: committed with the job, sent by a
+    dispatcher until the broker acknowledges it, and due again while the job stays queued
+    (its message may have vanished)."""
+
+    __tablename__ = "job_outbox"
+
+    job_id: int = Field(primary_key=True)
+    kind: str = Field(default="tune", max_length=16)
+    due_at: datetime = Field(default_factory=utcnow, index=True)
+    sent_at: Optional[datetime] = Field(default=None)
+    attempts: int = Field(default=0)
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class JobWatchRecord(SQLModel, table=True):
+    """Someone in chat waits for a job: where to report (`place`, platform-specific), what
+    was shown last, and which serve process delivers it now (a lease, so another takes over
+    when that one dies). `state`: following -> finishing -> delivered."""
+
+    __tablename__ = "job_watches"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=191)  # one watch per place: "slack:C1:123.45"
+    job_id: int = Field(index=True)
+    platform: str = Field(index=True, max_length=16)
+    place: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    state: str = Field(default="following", index=True, max_length=16)
+    owner: str = Field(default="", max_length=128)
+    lease_until: Optional[datetime] = Field(default=None)
+    last_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    updated_at: Optional[datetime] = Field(default=None)
+    delivered_at: Optional[datetime] = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -221,7 +221,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.cli.serve import serve
-    return serve(slack=args.slack, discord=args.discord, port=args.port)
+    return serve(slack=args.slack, discord=args.discord, port=args.port, host=args.host)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--slack", action="store_true", help="run the Slack adapter")
     serve.add_argument("--discord", action="store_true", help="run the Discord adapter")
     serve.add_argument("--port", type=int, default=3000, help="HTTP port for Slack events")
+    serve.add_argument("--host", default="0.0.0.0",
+                       help="address the Slack HTTP endpoint listens on (127.0.0.1: this host only)")
 
     sub.add_parser("worker", help="run fine-tune jobs (local queue, or celery)")
 

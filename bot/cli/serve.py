@@ -14,6 +14,7 @@ from typing import Callable
 from bot.cli.logs import setup_file_log
 from engine.app import Engine
 from engine.errors import InvalidInput
+from engine.monitoring import OpsServer, ops_checks
 from engine.retraining.scheduler import RetrainScheduler
 from engine.settings import Settings
 
@@ -38,19 +39,20 @@ def plan(settings: Settings, *, slack: bool, discord: bool) -> list[str]:
 
 
 def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
-          settings: Settings | None = None) -> int:
+          settings: Settings | None = None, host: str = "0.0.0.0") -> int:
     settings = settings or Settings.from_env()
     adapters = plan(settings, slack=slack, discord=discord)
     engine = Engine.open(settings)
     setup_file_log(settings)
     log = logging.getLogger("gptstore.serve")
-    engine.jobs.start()  # jobs queued before a restart run (local backend); no-op for celery
+    engine.jobs.start()  # jobs queued before a restart run (local); the outbox relay (celery)
+    ops = start_ops(engine)
     scheduler = RetrainScheduler(engine.retrainer, housekeeping=engine.housekeeping)
     scheduler.start()
     runners: dict[str, Callable[[], object]] = {}
     if "slack" in adapters:
         from bot.slack import app as slack_app
-        runners["slack"] = lambda: slack_app.serve(engine, settings, port)
+        runners["slack"] = lambda: slack_app.serve(engine, settings, port, host=host)
     if "discord" in adapters:
         from bot.discord import app as discord_app
         runners["discord"] = lambda: discord_app.serve(engine, settings)
@@ -70,7 +72,18 @@ def serve(*, slack: bool = False, discord: bool = False, port: int = 3000,
         return 0
     finally:
         scheduler.stop()
+        if ops is not None:
+            ops.stop()
         engine.close()
+
+
+def start_ops(engine: Engine) -> OpsServer | None:
+    """The health check and Prometheus metrics on GPTSTORE_METRICS_PORT (off when unset)."""
+    settings = engine.settings
+    if not settings.metrics_port:
+        return None
+    return OpsServer(engine.metrics, ops_checks(settings, engine.db), port=settings.metrics_port,
+                     host=settings.metrics_host).start()
 
 
 def _logged(fn: Callable[[], object], name: str, log: logging.Logger) -> Callable[[], None]:

@@ -92,7 +92,7 @@ def run_demo(engine: "Engine", out: TextIO, *, name: str = "acme-support-demo",
     plot = (job.result or {}).get("plot") or (job.result or {}).get("plot_path")
     out.write("\n== Done\n")
     if plot:
-        out.write(f"The loss plot was saved to {plot}\n")
+        out.write(f"The loss plot was saved to {engine.artifacts.local(plot)}\n")
     out.write(f"{name} stays in your store ({engine.settings.home}); try "
               f"`gptstore chat {name} \"{pairs[0][0]}\"` or `gptstore console`.\n")
     out.flush()

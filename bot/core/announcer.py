@@ -7,7 +7,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Callable
 
-from bot.core.progress import JobWatcher, ProgressSink
+from bot.core.progress import Follower, JobWatcher, ProgressSink
 from engine.views import JobView
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class JobAnnouncer:
     event table, so only one of them announces it."""
 
     def __init__(self, engine: "Engine", platform: str, start_sink: StartSink, *,
-                 watcher: JobWatcher | None = None, poll_s: float = 10.0,
+                 watcher: Follower | None = None, poll_s: float = 10.0,
                  log: logging.Logger | None = None) -> None:
         self.engine = engine
         self.platform = platform

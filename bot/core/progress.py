@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from bot.core.reply import Button, Reply
+from engine.artifacts.refs import is_ref
+from engine.errors import StoreError
 from engine.views import JobEventView, JobView, ProgressUpdate, RetrainVerdict
 
 if TYPE_CHECKING:
@@ -28,6 +30,13 @@ class ProgressSink(Protocol):
 
     def finish(self, job: JobView, reply: Reply) -> None:
         """Post the final reply (metrics, loss plot in reply.image, buttons)."""
+
+
+class Follower(Protocol):
+    """Something that reports a job to a sink: JobWatcher (in this process) or
+    bot.core.delivery.Deliveries (from the database, by any serve process)."""
+
+    def follow(self, job_id: int, sink: ProgressSink) -> Any: ...
 
 
 class JobWatcher:
@@ -60,7 +69,7 @@ class JobWatcher:
         last_text, last_at = None, None
         while True:
             if job.finished:
-                sink.finish(job, final_reply(job))
+                sink.finish(job, final_reply(job, files=self.local_file))
                 return
             text = progress_text(job)
             now = self.clock()
@@ -69,6 +78,9 @@ class JobWatcher:
                 last_text, last_at = text, now
             self.sleep(self.poll_s)
             job = self._read(job_id, events)
+
+    def local_file(self, location: str) -> Path | None:
+        return stored_file(self.engine, location, self.log)
 
     def _read(self, job_id: int, events: list[JobEventView]) -> JobView:
         """The job's state plus its events, reading only the events not seen yet.
@@ -161,8 +173,9 @@ def _fmt(fmt: str, value: Any) -> str:
     return fmt.format(value) if isinstance(value, (int, float)) else "n/a"
 
 
-def final_reply(job: JobView) -> Reply:
-    """The end of a job: metrics, plot and buttons on success; the reason otherwise."""
+def final_reply(job: JobView, *, files: Callable[[str], Path | None] | None = None) -> Reply:
+    """The end of a job: metrics, plot and buttons on success; the reason otherwise.
+    `files` turns a stored plot (an artifact reference) into a file on this host."""
     if job.state == "failed":
         doing = "Retraining" if job.kind == "retrain" else "Tuning"
         return Reply(title=f"Job {job.id} failed", kind="error", job_id=job.id,
@@ -183,7 +196,7 @@ def final_reply(job: JobView) -> Reply:
                            (result.total_seconds, "Job time")):
         if seconds is not None:
             fields.append((label, duration(seconds)))
-    image = Path(result.plot) if result.plot else None
+    image = plot_file(result.plot, files)
     text = f"{name} version {version} is live." if version else f"{name} is ready."
     if image is not None:
         text += f" Loss plot: {image}"
@@ -191,6 +204,24 @@ def final_reply(job: JobView) -> Reply:
                  text=text, fields=tuple(fields), image=image, kind="success", job_id=job.id,
                  buttons=(Button("Deploy", f"deploy {name}", "primary"),
                           Button("Publish to workspace", f"publish {name} workspace")))
+
+
+def stored_file(engine: "Engine", location: str, log: logging.Logger) -> Path | None:
+    """A stored file (a loss plot) on this host, fetched from the artifact store; None when it
+    cannot be had (the metrics are posted anyway)."""
+    try:
+        return engine.artifacts.local(location)
+    except StoreError as exc:
+        log.warning("cannot fetch %s: %s", location, exc)
+        return None
+
+
+def plot_file(location: str, files: Callable[[str], Path | None] | None) -> Path | None:
+    if not location:
+        return None
+    if is_ref(location):
+        return files(location) if files is not None else None
+    return Path(location)  # a store from before the artifact store
 
 
 def _retrain_reply(job: JobView, verdict: RetrainVerdict) -> Reply:

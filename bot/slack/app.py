@@ -24,12 +24,13 @@ from slack_bolt import Ack, App, BoltContext
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
+from bot.core.delivery import Deliveries
 from bot.core.dispatch import Dispatcher
-from bot.core.progress import JobWatcher
+from bot.core.progress import Follower, JobWatcher
 from bot.slack.context import AdminCache
 from bot.slack.handlers import SlackHandlers
 from bot.slack.modal import CALLBACK_ID, form_errors
-from bot.slack.post import Poster
+from bot.slack.post import Poster, status_sink
 from bot.slack.render import ACTION_PREFIX
 from engine.errors import InvalidInput
 from engine.settings import Settings
@@ -45,7 +46,7 @@ CHAT_WORKERS = 32  # chat turns in flight at once (they wait on the model's batc
 
 
 def build_slack_app(engine: "Engine", settings: Settings, client: WebClient, *,
-                    dispatcher: Dispatcher | None = None, watcher: JobWatcher | None = None,
+                    dispatcher: Dispatcher | None = None, watcher: Follower | None = None,
                     executor: Executor | None = None, stream_interval_s: float = 1.0,
                     clock: Callable[[], float] = time.monotonic,
                     token_verification: bool = True,
@@ -177,7 +178,7 @@ class _BoltHandler(BaseHTTPRequestHandler):
         self._reply(response.status, (response.body or "").encode("utf-8"), response.headers)
 
 
-def slack_announcer(engine: "Engine", client: WebClient, *, watcher: JobWatcher | None = None,
+def slack_announcer(engine: "Engine", client: WebClient, *, watcher: Follower | None = None,
                     poll_s: float = 10.0, log: logging.Logger | None = None):
     """Announces scheduled retrains in the Slack channel (and thread) where their schedule
     was set, with one status message that is edited while the job runs."""
@@ -214,12 +215,17 @@ def serve(engine: "Engine", settings: Settings, port: int = 3000, *,
                            "SLACK_APP_TOKEN (Socket Mode, xapp-...) to serve Slack.")
     api_url = settings.slack_api_url.rstrip("/") + "/"
     client = WebClient(token=settings.slack_bot_token, base_url=api_url)
-    app = build_slack_app(engine, settings, client)
     log = logging.getLogger("gptstore.slack")
+    # Job progress and results are delivered from the database by whichever serve process
+    # is alive (bot/core/delivery.py), so a restart mid-job loses no notification.
+    poster = Poster(client, log)
+    deliveries = Deliveries(engine, "slack", lambda place: status_sink(poster, place),
+                            log=log).start()
+    app = build_slack_app(engine, settings, client, watcher=deliveries)
     stop = stop or threading.Event()
-    announcer = slack_announcer(engine, client, log=log)
+    announcer = slack_announcer(engine, client, watcher=deliveries, log=log)
     announcer.start()
-    closers: list[Callable[[], None]] = [announcer.stop]
+    closers: list[Callable[[], None]] = [announcer.stop, deliveries.stop]
     if settings.slack_signing_secret:
         server = SlackHTTPServer(app, host=host, port=port)
         server.start()

@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.core.dispatch import Context, Dispatcher, error_reply
 from bot.core.parse import parse
-from bot.core.progress import JobWatcher
+from bot.core.progress import Follower
 from bot.core.reply import Reply
 from bot.core.text import footer_lines, unexpected_reply
 from bot.slack.context import (
@@ -54,7 +54,7 @@ class SlackHandlers:
     settings: Settings
     client: WebClient
     dispatcher: Dispatcher
-    watcher: JobWatcher
+    watcher: Follower
     admins: AdminCache
     poster: Poster
     edits: Executor  # streamed-answer edits, off the model's thread

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.core.reply import Reply
+from bot.core.reply import Button, Reply
 from bot.core.streaming import GrowingAnswer
 from bot.slack.render import (
     MESSAGE_LIMIT,
@@ -123,6 +123,35 @@ class StatusSink:
             self.poster.log.warning("could not edit job %s status: %s", job.id,
                                     exc.response.get("error"))
         self.poster.post(reply, channel=self.channel, thread_ts=self.thread_ts or self.status_ts)
+
+    # -- durable delivery (bot/core/delivery.py) -------------------------------------------
+    def place(self) -> dict[str, Any]:
+        """Where this sink reports, as JSON: another serve process rebuilds it from this."""
+        initial = self.initial
+        return {"channel": self.channel, "status_ts": self.status_ts, "thread_ts": self.thread_ts,
+                "title": initial.title if initial else "",
+                "buttons": [[b.label, b.command, b.style] for b in initial.buttons]
+                if initial else []}
+
+    def delivered(self, job: JobView, reply: Reply) -> bool:
+        """Whether the final reply is already in the thread (posted by a process that died
+        before it could record so)."""
+        expected = render(reply)[0]["text"].split(" Loss plot: ")[0]
+        try:
+            found = self.poster.client.conversations_replies(
+                channel=self.channel, ts=self.thread_ts or self.status_ts, limit=200)
+        except SlackApiError:
+            return False  # cannot tell: post it (a duplicate is better than nothing)
+        return any(m.get("bot_id") and str(m.get("text", "")).startswith(expected)
+                   for m in found.get("messages", []))
+
+
+def status_sink(poster: Poster, place: dict[str, Any]) -> StatusSink:
+    """The StatusSink a place() describes."""
+    buttons = tuple(Button(*b) for b in place.get("buttons", []))
+    initial = Reply(text="", title=place.get("title", ""), buttons=buttons)
+    return StatusSink(poster, place["channel"], place["status_ts"],
+                      thread_ts=place.get("thread_ts", ""), initial=initial)
 
 
 class StreamedAnswer:

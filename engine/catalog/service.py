@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 from sqlalchemy.exc import IntegrityError
 
 from engine import bundled
+from engine.artifacts.store import ArtifactStore
 from engine.catalog import names, rules
 from engine.catalog.targets import TargetLookup, version_view, viewer_of
 from engine.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
@@ -32,8 +33,10 @@ class Catalog(TargetLookup):
     """Store entries as the chat commands see them: every call checks visibility and rights."""
 
     def __init__(self, db: Database, settings: Settings, clock: Callable,
-                 search_windows: "store.SearchWindows | None" = None) -> None:
+                 search_windows: "store.SearchWindows | None" = None, *,
+                 artifacts: ArtifactStore | None = None) -> None:
         self.search_windows = search_windows or store.WINDOWS
+        self.artifacts = artifacts  # registered weights go in it, so every host can load them
         self.db = db
         self.settings = settings
         self.clock = clock
@@ -62,8 +65,11 @@ class Catalog(TargetLookup):
         record = ModelRecord(name=slug, description=description.strip(),
                              tags=rules.normalize_tags(tags), is_base=True, owner=caller.user,
                              workspace=caller.workspace, visibility="private")
+        # The folder is copied into the artifact store: workers on other hosts load it from
+        # there, and the version records its content hash, not this host's path.
+        location = self.artifacts.put_folder(folder) if self.artifacts else str(folder)
         try:
-            self._insert_with_weights(record, str(folder))
+            self._insert_with_weights(record, location)
         except IntegrityError:
             raise Conflict(f"The name '{slug}' is taken in this workspace; pick another.") from None
         return self._full_card(caller, record)

@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--heartbeat", type=float, default=WorkerPlan.heartbeat_s)
     parser.add_argument("--stale-after", type=float, default=WorkerPlan.stale_after_s)
     parser.add_argument("--sweep", type=float, default=WorkerPlan.sweep_s)
+    parser.add_argument("--requeue-after", type=float, default=WorkerPlan.requeue_after_s)
     parser.add_argument("--queue", default="gptstore")
     parser.add_argument("--pool", default="prefork")
     ns = parser.parse_args(argv)

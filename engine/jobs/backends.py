@@ -15,7 +15,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from engine.jobs.celery_app import make_celery
+from engine.jobs.celery_app import make_celery, send
+from engine.jobs.outbox import OutboxRelay
 from engine.jobs.plan import WorkerPlan, settings_to_json, worker_name
 from engine.jobs.runner import run_job
 from engine.settings import Settings
@@ -202,12 +203,18 @@ class LocalBackend:
 
 
 class CeleryBackend:
-    """Sends each job to Celery workers (`gptstore worker` with GPTSTORE_JOBS=celery)."""
+    """Sends each job to Celery workers (`gptstore worker` with GPTSTORE_JOBS=celery).
+
+    enqueue() returns once the broker took the message, or raises at once when it cannot
+    (no long retry loop: the job outbox keeps the debt). start() (what `gptstore serve`
+    calls) runs an OutboxRelay that sends what is due, as every worker's sweeper also does."""
 
     def __init__(self, settings: Settings, *, queue: str = "gptstore",
                  plan: WorkerPlan | None = None) -> None:
         self.settings, self.queue, self.plan = settings, queue, plan
         self._app = None
+        self._relay: tuple[threading.Thread, threading.Event] | None = None
+        self._db: Database | None = None
 
     @property
     def app(self):
@@ -216,12 +223,24 @@ class CeleryBackend:
         return self._app
 
     def enqueue(self, job_id: int, kind: str = "tune") -> None:
-        self.app.send_task(f"gptstore.{kind}", args=[job_id], queue=self.queue)
+        send(self.app, job_id, kind, self.queue)
 
     def start(self) -> None:
-        pass
+        if self._relay is None:
+            plan = self.plan or WorkerPlan()
+            self._db = Database(self.settings.database_url)
+            relay = OutboxRelay(self._db, self.enqueue, lambda: datetime.now(timezone.utc),
+                                requeue_after_s=plan.requeue_after_s)
+            self._relay = relay.start(plan.sweep_s)
 
     def close(self) -> None:
+        if self._relay is not None:
+            thread, stop = self._relay
+            stop.set()
+            thread.join(timeout=10)
+            self._relay = None
+        if self._db is not None:
+            self._db.close()
         if self._app is not None:
             self._app.close()
 

@@ -20,6 +20,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from engine.jobs.outbox import OutboxRelay
 from engine.jobs.plan import WorkerPlan, worker_name
 from engine.jobs.runner import run_job
 from engine.settings import Settings
@@ -30,6 +31,7 @@ log = logging.getLogger("gptstore.celery")
 KINDS = ("tune", "retrain", "evaluate")
 VISIBILITY_TIMEOUT_S = 3600
 HARD_TIME_LIMIT_S = 48 * 3600  # a fine-tune that runs two days is stuck: free the worker
+SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
 def make_celery(settings: Settings, *, plan: WorkerPlan | None = None,
@@ -49,6 +51,7 @@ def make_celery(settings: Settings, *, plan: WorkerPlan | None = None,
         task_time_limit=HARD_TIME_LIMIT_S,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )
@@ -81,13 +84,29 @@ def make_celery(settings: Settings, *, plan: WorkerPlan | None = None,
     return app
 
 
+def send(app: Any, job_id: int, kind: str, queue: str) -> None:
+    """One "run job N" message; raises within about a second when the broker is away (the
+    job outbox tries again), instead of kombu's default of retrying for a long while."""
+    app.send_task(f"gptstore.{kind}", args=[job_id], queue=queue, retry=True,
+                  retry_policy=SEND_RETRY)
+
+
 def sweep_loop(app: Any, settings: Settings, plan: WorkerPlan, queue: str,
                stop_event: threading.Event) -> None:
-    """Every plan.sweep_s, send each job with a stale heartbeat again (once per stale period)."""
+    """Every plan.sweep_s: send the due job outbox (jobs whose message never reached the
+    broker, or vanished from it), and send each job with a stale heartbeat again (once per
+    stale period)."""
     db = Database(settings.database_url)
     sent: dict[int, datetime] = {}
+    relay = OutboxRelay(db, lambda job_id, kind: send(app, job_id, kind, queue),
+                        lambda: datetime.now(timezone.utc),
+                        requeue_after_s=plan.requeue_after_s)
     try:
         while not stop_event.wait(plan.sweep_s):
+            try:
+                relay.send_due()
+            except Exception:
+                log.exception("sweeper: cannot send the job outbox")
             now = datetime.now(timezone.utc)
             stale = now - timedelta(seconds=plan.stale_after_s)
             try:
@@ -100,7 +119,11 @@ def sweep_loop(app: Any, settings: Settings, plan: WorkerPlan, queue: str,
                     continue
                 sent[job_id] = now
                 log.info("sweeper: job %s lost its worker; sending it again", job_id)
-                app.send_task(f"gptstore.{kind}", args=[job_id], queue=queue)
+                try:
+                    send(app, job_id, kind, queue)
+                except Exception:  # the broker is away: the next sweep tries again
+                    log.exception("sweeper: cannot send job %s", job_id)
+                    del sent[job_id]
     finally:
         db.close()
 

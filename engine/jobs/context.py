@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
+    from engine.artifacts.store import ArtifactStore
     from engine.catalog.service import Catalog
     from engine.chat import ChatService
     from engine.datasets.service import Datasets
@@ -35,3 +36,8 @@ class JobContext:
     should_stop: Callable[[], bool]  # True once the user cancelled: stop at the next step, raise Cancelled
     chat: "ChatService | None" = None  # conversation logs and curated pairs (retrains)
     model_id: int | None = None  # the entry the job is for (None: look model_name up in workspace)
+    artifacts: "ArtifactStore | None" = None  # where versions' files go (every host reads it)
+    checkpoint_saved: Callable[[dict[str, Any]], None] = lambda note: None
+    """Call after writing checkpoint_dir: the worker stores the folder in the artifact store
+    and records it on the job with `note` (one event), so a job resumed on another host
+    continues from exactly there."""

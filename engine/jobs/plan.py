@@ -44,7 +44,11 @@ class WorkerPlan:
     stale_after_s: float = 90.0
     """A running job whose heartbeat is older than this lost its worker and runs again."""
     sweep_s: float = 30.0
-    """How often idle workers look for queued jobs and jobs with a stale heartbeat."""
+    """How often idle workers look for queued jobs and jobs with a stale heartbeat (and send
+    the job outbox)."""
+    requeue_after_s: float = 600.0
+    """A job still queued this long after the broker took its message lost it (a flushed or
+    failed broker) and is sent again."""
 
     def body(self, kind: str) -> Callable[[JobContext], dict]:
         path = {**DEFAULT_KINDS, **self.kinds}.get(kind)
@@ -54,14 +58,16 @@ class WorkerPlan:
 
     def args(self) -> list[str]:
         out = [f"--engine-factory={self.engine_factory}", f"--heartbeat={self.heartbeat_s}",
-               f"--stale-after={self.stale_after_s}", f"--sweep={self.sweep_s}"]
+               f"--stale-after={self.stale_after_s}", f"--sweep={self.sweep_s}",
+               f"--requeue-after={self.requeue_after_s}"]
         return out + [f"--kind={k}={v}" for k, v in sorted(self.kinds.items())]
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> "WorkerPlan":
         kinds = dict(item.split("=", 1) for item in ns.kind or [])
         return cls(kinds=kinds, engine_factory=ns.engine_factory, heartbeat_s=ns.heartbeat,
-                   stale_after_s=ns.stale_after, sweep_s=ns.sweep)
+                   stale_after_s=ns.stale_after, sweep_s=ns.sweep,
+                   requeue_after_s=ns.requeue_after)
 
 
 def resolve(path: str) -> Callable:

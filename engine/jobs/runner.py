@@ -17,7 +17,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.errors import Cancelled, is_user_error
+from engine.artifacts.refs import is_ref
+from engine.artifacts.store import ArtifactStore
+from engine.errors import Cancelled, StoreError, is_user_error
 from engine.jobs.context import JobContext
 from engine.jobs.plan import WorkerPlan, resolve, utcnow
 from engine.settings import Settings
@@ -50,6 +52,8 @@ class _Run:
         self.cancel = threading.Event()
         self.done = threading.Event()
         self.attempt = 0
+        self._artifacts: ArtifactStore | None = None
+        self.recorded = ""  # the checkpoint recorded on the job (an artifact reference)
 
     def run(self) -> str:
         try:
@@ -84,11 +88,12 @@ class _Run:
             ctx = JobContext(
                 job_id=job.id, kind=job.kind, model_name=job.model_name, base_name=job.base_name,
                 dataset_id=job.dataset_id, owner=job.owner, workspace=job.workspace,
-                params=dict(job.params or {}), checkpoint_dir=self.checkpoints(),
+                params=dict(job.params or {}), checkpoint_dir=self.checkpoints(job),
                 settings=self.settings, db=engine.db, catalog=getattr(engine, "catalog", None),
                 datasets=getattr(engine, "datasets", None), hub=getattr(engine, "hub", None),
-                chat=getattr(engine, "chat", None), model_id=job.model_id,
-                report=self.report, should_stop=self.cancel.is_set)
+                chat=getattr(engine, "chat", None), artifacts=getattr(engine, "artifacts", None),
+                model_id=job.model_id, report=self.report, should_stop=self.cancel.is_set,
+                checkpoint_saved=self.checkpoint_saved)
             result = body(ctx)
         except Cancelled:
             return self.finish("cancelled", "Cancelled.")
@@ -105,16 +110,55 @@ class _Run:
         except Exception as exc:
             return self.finish("failed", self.explain(exc))
 
-    def checkpoints(self) -> Path:
+    def checkpoints(self, job) -> Path:
+        """This host's checkpoint folder for the job, holding the last checkpoint recorded on
+        the job (from the artifact store, so one written on another host counts too)."""
         folder = self.settings.jobs_dir / str(self.job_id) / "checkpoints"
+        self.recorded = job.checkpoint_path or ""
+        if is_ref(self.recorded):
+            try:
+                self.store().restore(self.recorded, folder)
+            except StoreError as exc:  # lost or damaged: train again rather than fail
+                log.warning("job %s: its checkpoint cannot be restored (%s); starting over",
+                            self.job_id, exc)
+                shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def store(self) -> ArtifactStore:
+        if self._artifacts is None:
+            self._artifacts = ArtifactStore.open(self.settings, self.db, self.clock)
+        return self._artifacts
+
+    def checkpoint_saved(self, note: dict[str, Any]) -> None:
+        """Store the checkpoint folder and record it on the job with one "checkpoint" event,
+        in one transaction and only while this worker's claim holds: the steps the event
+        names are exactly the ones a resumed run will not train again."""
+        ref = self.store().put_folder(self.settings.jobs_dir / str(self.job_id) / "checkpoints")
+        now = self.clock()
+        text = note.get("message") or "Checkpoint saved."
+
+        def work(s) -> bool:
+            if not store.record_checkpoint(s, self.job_id, self.worker, self.attempt, ref):
+                return False
+            store.add_event(s, self.job_id, "checkpoint", text, now,
+                            {**note, "attempt": self.attempt})
+            return True
+
+        if not self.db.retrying(work):
+            self.cancel.set()  # the claim went to another worker: stop at the next step
+            return
+        previous, self.recorded = self.recorded, ref
+        if previous and previous != ref:
+            self.store().forget(previous)  # only the newest checkpoint is ever resumed
 
     def finish(self, state: str, message: str, result: dict | None = None) -> str:
         now = self.clock()
         fields_: dict[str, Any] = {"result": result} if result is not None else {}
         if state == "succeeded":
             fields_["progress"] = 1.0
+        if state in ("succeeded", "cancelled"):
+            fields_["checkpoint_path"] = ""  # nothing will resume it; its files may go
         if state == "failed":
             fields_["error"] = message
 
@@ -132,6 +176,11 @@ class _Run:
         if state in ("succeeded", "cancelled"):
             shutil.rmtree(self.settings.jobs_dir / str(self.job_id) / "checkpoints",
                           ignore_errors=True)
+            if self.recorded:
+                try:
+                    self.store().forget(self.recorded)
+                except Exception:  # housekeeping collects it later
+                    log.exception("job %s: could not delete its checkpoint", self.job_id)
         return state
 
     def explain(self, exc: Exception) -> str:

@@ -15,11 +15,14 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.errors import Busy, Conflict, NotFound, PermissionDenied
 from engine.identity import Caller
+from engine.jobs.outbox import OutboxRelay
+from engine.jobs.plan import WorkerPlan
 from engine.limits import RateLimiter
 from engine.settings import Settings
 from engine.training.config import TrainConfig
 from engine.views import JobEventView, JobView, Origin, from_dict
 from storage import jobs as store
+from storage import outbox
 from storage.db import Database
 from storage.tables import JobEventRecord, JobRecord
 
@@ -32,6 +35,11 @@ class JobService:
         self.db, self.settings, self.catalog, self.datasets = db, settings, catalog, datasets
         self.backend, self.clock = backend, clock
         self.limits = RateLimiter(db, settings, clock)
+        plan = getattr(backend, "plan", None) or WorkerPlan()
+        # The backend is looked up at each send: whatever backend the service has then rings.
+        self.outbox = OutboxRelay(db, lambda job_id, kind: self.backend.enqueue(job_id, kind),
+                                  clock,
+                                  requeue_after_s=plan.requeue_after_s)
 
     def submit_tune(self, caller: Caller, name: str, filename: str, data: bytes,
                     options: dict, origin: Origin | None = None, validation: Any = None,
@@ -187,7 +195,8 @@ class JobService:
             time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
 
     def start(self) -> None:
-        """Start running jobs in this process's backend (serve: leftovers from before a restart)."""
+        """Start running jobs in this process's backend (serve: leftovers from before a
+        restart; with Celery, a relay that sends the job outbox)."""
         if hasattr(self.backend, "start"):
             self.backend.start()
 
@@ -233,17 +242,20 @@ class JobService:
                warnings: list[str]) -> JobView:
         now = self.clock()
 
-        def work(s) -> bool:
+        def work(s) -> str | None:
             if not store.move(s, job_id, "queued", from_states=("validating",),
                               dataset_id=dataset_id):
-                return False  # cancelled while validating
+                return None  # cancelled while validating
             for warning in warnings:
                 store.add_event(s, job_id, "warning", warning, now)
             store.add_event(s, job_id, "state", "Queued.", now, {"state": "queued", **data})
-            return True
+            kind = store.get_job(s, job_id).kind
+            outbox.add(s, job_id, kind, now)  # committed with the job: no job without its message
+            return kind
 
-        if self.db.retrying(work):
-            self.backend.enqueue(job_id, self.view(job_id).kind)
+        kind = self.db.retrying(work)
+        if kind is not None:
+            self.outbox.deliver(job_id, kind)  # a broker that is down: a relay sends it later
         return self.view(job_id)
 
 

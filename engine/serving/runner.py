@@ -223,6 +223,10 @@ class ChatRunner:
         speculation not "auto", or not faster on this machine."""
         return self._drafts.get(base_path)
 
+    def queue_depth(self) -> int:
+        """Requests waiting to join a batch (the metrics gauge)."""
+        return len(self._queue)
+
     def loaded_adapters(self, base_path: str) -> list[str]:
         """Adapter paths held for a base, least recently used first."""
         return list(self._adapters.get(base_path, {}))
@@ -441,7 +445,8 @@ class ChatRunner:
         model, _ = self.hub.load(base)
         version = f" v{target.version}" if target.version else ""
         try:
-            adapter = load_lora(path, model.device, model.dtype)
+            # A stored adapter (artifact:<sha256>) is fetched into this host's cache once.
+            adapter = load_lora(self.hub.local(path), model.device, model.dtype)
         except Exception as exc:
             log.warning("adapter %s cannot be read: %s: %s", path, type(exc).__name__, exc)
             reason = "files are missing or damaged"

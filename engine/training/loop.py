@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -14,8 +14,11 @@ from engine.training.checkpoint import (
     CHECKPOINT,
     fingerprint,
     load_weights,
-    save,
+    optimizer_parts,
+    optimizer_state,
+    read,
     trainable_weights,
+    write,
 )
 from engine.training.config import TrainConfig, default_epochs, lr_factor
 from engine.training.encoding import IGNORE, Encoded, Messages, encode_all
@@ -105,13 +108,18 @@ def mean_answer_loss(model: Any, encoded: Sequence[Encoded], pad_id: int,
 def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Sequence[Messages],
           config: TrainConfig, *, on_progress: Callable[[ProgressUpdate], None] | None = None,
           should_stop: Callable[[], bool] | None = None, checkpoint_dir: Path | None = None,
-          resume: bool = True, clock: Callable[[], float] = time.perf_counter) -> TrainResult:
+          resume: bool = True, clock: Callable[[], float] = time.perf_counter,
+          checkpoint_every: int = 0,
+          on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """Fine-tune LoRA adapters on `model` (a causal LM, changed in place) and return them.
 
-    Examples are lists of {"role", "content"} messages. A checkpoint is written after every
-    epoch to checkpoint_dir; with resume=True a later call with the same data and config
-    continues after the last finished epoch. should_stop() is checked before every step and
-    raises Cancelled; on_progress gets a ProgressUpdate after every optimizer step and epoch."""
+    Examples are lists of {"role", "content"} messages. A checkpoint (safetensors + JSON) is
+    written to checkpoint_dir every `checkpoint_every` optimizer steps (0: never mid-epoch)
+    and after every epoch, then on_checkpoint(note) is called with the steps it covers; with
+    resume=True a later call with the same data and config continues right after the last
+    checkpointed step, with the same RNG state, so it ends with the same adapter as a run
+    that was never stopped. should_stop() is checked before every step and raises Cancelled;
+    on_progress gets a ProgressUpdate after every optimizer step and epoch."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -132,7 +140,8 @@ def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Seq
     peft_model = get_peft_model(model, lora)
     run = _Run(peft_model, config, epochs, device, train_enc, val_enc, pad_id,
                on_progress=on_progress, should_stop=should_stop, clock=clock,
-               checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None)
+               checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None,
+               checkpoint_every=checkpoint_every, on_checkpoint=on_checkpoint)
     try:
         with cpu_threads(device):
             if resume:
@@ -157,6 +166,11 @@ class _State:
     bad_epochs: int = 0
     best_weights: dict[str, Any] | None = None  # kept only under early stopping
     stopped_early: bool = False
+    # Inside the epoch under way (a checkpoint can fall mid-epoch):
+    step_in_epoch: int = 0  # optimizer steps of it already done
+    loss_sum: float = 0.0  # their summed answer loss
+    answer_tokens: int = 0  # and the answer tokens it covers
+    epoch_seconds: float = 0.0  # time spent on it before the checkpoint
 
 
 class _Run:
@@ -167,13 +181,15 @@ class _Run:
                  train_enc: list[Encoded], val_enc: list[Encoded], pad_id: int, *,
                  on_progress: Callable[[ProgressUpdate], None] | None,
                  should_stop: Callable[[], bool] | None, clock: Callable[[], float],
-                 checkpoint: Path | None) -> None:
+                 checkpoint: Path | None, checkpoint_every: int = 0,
+                 on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> None:
         import torch
 
         self.model, self.config, self.epochs, self.device = model, config, epochs, device
         self.train_enc, self.val_enc, self.pad_id = train_enc, val_enc, pad_id
         self.on_progress, self.should_stop, self.clock = on_progress, should_stop, clock
         self.checkpoint = checkpoint
+        self.checkpoint_every, self.on_checkpoint = checkpoint_every, on_checkpoint
         self.params = [p for p in model.parameters() if p.requires_grad]
         if config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(self.params, lr=config.learning_rate, momentum=0.9,
@@ -194,42 +210,59 @@ class _Run:
         self.tokens = 0
         self.step = 0
         self.steps_before = 0  # steps a resumed run had already done
+        self.saved_step = 0  # the step of the last checkpoint
 
     @property
     def done(self) -> bool:
         return self.state.epoch >= self.epochs or self.state.stopped_early
 
     def resume(self) -> None:
-        """Continue after the last finished epoch of a checkpoint for this data and config."""
+        """Continue right after the last checkpointed step of a checkpoint for this data and
+        config (none, another run's, or a damaged one: start from the beginning)."""
         import torch
 
-        if self.checkpoint is None or not self.checkpoint.exists():
+        if self.checkpoint is None:
             return
-        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
-        if saved.get("fingerprint") != self.fingerprint:
+        saved = read(self.checkpoint)
+        if saved is None or saved[1].get("fingerprint") != self.fingerprint:
             return
-        load_weights(self.model, saved["weights"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
-        self.state = _State(**saved["state"])
+        tensors, state = saved
+        load_weights(self.model, _prefixed(tensors, "weights."))
+        self.optimizer.load_state_dict(optimizer_state(tensors, state["optimizer"]))
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(tensors["rng.cpu"])
+        if torch.cuda.is_available() and state.get("cuda_rng"):
+            torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"]
+                                          for i in range(state["cuda_rng"])])
+        best = _prefixed(tensors, "best.")
+        self.state = _State(**{**state["loop"], "best_weights": best or None})
         self.resumed_from = self.state.epoch
-        self.step = self.steps_before = self.state.epoch * self.steps_per_epoch
+        self.step = self.steps_before = self.saved_step = (
+            self.state.epoch * self.steps_per_epoch + self.state.step_in_epoch)
 
     def epoch(self) -> None:
         """Train one epoch, then validate and keep the best epoch's figures."""
         number = self.state.epoch + 1
-        started, loss_sum, answer_tokens = self.clock(), 0.0, 0
+        state = self.state
+        started = self.clock() - state.epoch_seconds
         self.model.train()
         batches = make_batches(self.train_enc, self.config.batch_size,
                                self.config.seed * 100_003 + number)
-        for g in range(0, len(batches), self.config.grad_accum):
+        accum = self.config.grad_accum
+        for g in range(state.step_in_epoch * accum, len(batches), accum):
             if self.should_stop is not None and self.should_stop():
                 raise Cancelled(f"Training stopped during epoch {number} of {self.epochs}.")
-            group = [[self.train_enc[i] for i in b] for b in batches[g:g + self.config.grad_accum]]
+            group = [[self.train_enc[i] for i in b] for b in batches[g:g + accum]]
             summed, counted = self._optimizer_step(group)
-            loss_sum, answer_tokens = loss_sum + summed, answer_tokens + counted
-            self._report_step(number, loss_sum / max(answer_tokens, 1))
+            state.step_in_epoch += 1
+            state.loss_sum, state.answer_tokens = state.loss_sum + summed, state.answer_tokens + counted
+            self._report_step(number, state.loss_sum / max(state.answer_tokens, 1))
+            if (self.checkpoint_every and self.step % self.checkpoint_every == 0
+                    and g + accum < len(batches)):  # the epoch's own checkpoint follows
+                state.epoch_seconds = self.clock() - started
+                self.save_checkpoint()
+        loss_sum, answer_tokens = state.loss_sum, state.answer_tokens
+        state.step_in_epoch, state.loss_sum, state.answer_tokens, state.epoch_seconds = 0, 0.0, 0, 0.0
         val_loss = mean_answer_loss(self.model, self.val_enc, self.pad_id) if self.val_enc else None
         self.model.train()
         self.state.history.append(dict(epoch=number, train_loss=loss_sum / max(answer_tokens, 1),
@@ -288,15 +321,28 @@ class _Run:
                 state.stopped_early = True
 
     def save_checkpoint(self) -> None:
+        """Write the checkpoint (tensors + JSON), then tell on_checkpoint which steps it holds."""
         import torch
 
         if self.checkpoint is None:
             return
-        save(self.checkpoint, dict(fingerprint=self.fingerprint,
-                                   weights=trainable_weights(self.model),
-                                   optimizer=self.optimizer.state_dict(),
-                                   scheduler=self.scheduler.state_dict(),
-                                   rng=torch.get_rng_state(), state=asdict(self.state)))
+        tensors, optimizer = optimizer_parts(self.optimizer.state_dict())
+        tensors.update({f"weights.{k}": v for k, v in trainable_weights(self.model).items()})
+        tensors.update({f"best.{k}": v for k, v in (self.state.best_weights or {}).items()})
+        tensors["rng.cpu"] = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        tensors.update({f"rng.cuda.{i}": t for i, t in enumerate(cuda)})
+        loop = {f.name: getattr(self.state, f.name) for f in fields(_State)
+                if f.name != "best_weights"}
+        write(self.checkpoint, tensors, dict(fingerprint=self.fingerprint, optimizer=optimizer,
+                                             scheduler=self.scheduler.state_dict(), loop=loop,
+                                             cuda_rng=len(cuda)))
+        note = dict(epoch=self.state.epoch + (1 if self.state.step_in_epoch else 0),
+                    epochs=self.epochs, from_step=self.saved_step + 1, to_step=self.step,
+                    total_steps=self.total_steps, mid_epoch=bool(self.state.step_in_epoch))
+        self.saved_step = self.step
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(note)
 
     def result(self) -> TrainResult:
         kept = self.state.epoch
@@ -311,6 +357,10 @@ class _Run:
                            train_seconds=seconds, tokens=self.tokens,
                            tokens_per_s=self.tokens / seconds if seconds > 0 else 0.0,
                            resumed_from_epoch=self.resumed_from)
+
+
+def _prefixed(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def _place(model: Any, wanted: str) -> Any:

@@ -25,7 +25,8 @@ def run_evaluation(ctx: JobContext) -> dict[str, Any]:
     budget = answer_budget(tokenizer, examples, ctx.settings.max_new_tokens)
     phase(ctx, 0.05, f"Evaluating {ctx.model_name} on {len(examples)} {split} examples.",
           "evaluating")
-    scored = PeftModel.from_pretrained(base, target.adapter_path) if target.adapter_path else base
+    scored = (PeftModel.from_pretrained(base, ctx.hub.local(target.adapter_path))
+              if target.adapter_path else base)
     try:
         scored.eval()
         metrics = score(scored, tokenizer, examples, budget)

@@ -79,7 +79,7 @@ class _Retrain:
             phase(self.ctx, 0.02, f"Evaluating live version {self.live.number} on "
                                   f"{len(self.held_out)} held-out questions and "
                                   f"{len(self.curated)} new pairs.", "evaluating live")
-            scored = PeftModel.from_pretrained(self.base, self.target.adapter_path)
+            scored = PeftModel.from_pretrained(self.base, self.ctx.hub.local(self.target.adapter_path))
             try:
                 scored.eval()
                 self.memo["before"] = self._figures(scored)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine.artifacts.refs import parse
 from engine.catalog import names
 from engine.errors import Cancelled, NotFound
 from engine.identity import Caller
@@ -22,6 +23,7 @@ from engine.training.loop import TrainResult, train
 from engine.training.plots import loss_plot
 from engine.views import ProgressUpdate, as_dict
 
+PLOT = "loss.png"  # the loss plot's name inside a version's stored folder
 REPORT_EVERY_S = 5.0  # step progress is written at most this often (epochs always)
 
 
@@ -48,8 +50,14 @@ def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list,
                        f"loss {p.loss:.3f}, {eta_text(p.eta_s or 0.0)} left.")
         ctx.report(share, message, as_dict(replace(p, phase=stage)))
 
+    def on_checkpoint(note: dict[str, Any]) -> None:
+        message = (f"{label}: checkpoint after step {note['to_step']}/{note['total_steps']} "
+                   f"(epoch {note['epoch']}/{note['epochs']}).")
+        ctx.checkpoint_saved({**note, "stage": stage, "message": message})
+
     return train(model, tokenizer, examples, validation, config, on_progress=on_progress,
-                 should_stop=ctx.should_stop, checkpoint_dir=Path(ctx.checkpoint_dir) / stage)
+                 should_stop=ctx.should_stop, checkpoint_dir=Path(ctx.checkpoint_dir) / stage,
+                 checkpoint_every=ctx.settings.checkpoint_steps, on_checkpoint=on_checkpoint)
 
 
 def phase(ctx: JobContext, share: float, message: str, name: str) -> None:
@@ -64,7 +72,7 @@ def stop_if_cancelled(ctx: JobContext) -> None:
 
 @dataclass(frozen=True)
 class Published:
-    """A version that went live: its number and where its files are."""
+    """A version that went live: its number and its stored files (artifact references)."""
 
     version: int
     adapter: str
@@ -74,43 +82,37 @@ class Published:
 def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: list,
             best_epoch: int, memo: "Memo", known: dict, filename: str, n: int,
             epochs: int) -> Published:
-    """Save the adapter and plot as adapters_dir/<workspace>/<model>/v<N> (temp folder, then
-    rename) and record the live version. A failure or cancel before the record leaves
-    nothing behind."""
+    """Save the adapter and plot into a temporary folder, store it in the artifact store (by
+    content hash, reachable from every host) and record the live version. A failure or
+    cancel before the record leaves no version behind."""
     try:
         record = ctx.catalog.job_model(ctx.model_id, ctx.workspace, ctx.model_name)
     except NotFound:  # a job from before its entry was recorded: make the entry again
         record = ctx.catalog.create_or_get_tuned(Caller.job_owner(ctx.owner, ctx.workspace),
                                                  ctx.model_name, ctx.base_name)
-    number = ctx.catalog.next_version_number(record.id)
     parent = ctx.settings.adapters_dir / names.folder(record)
     parent.mkdir(parents=True, exist_ok=True)
-    temp = parent / f".tmp-v{number}-{uuid.uuid4().hex[:8]}"
-    folder = parent / f"v{number}"
+    temp = parent / f".tmp-{uuid.uuid4().hex[:8]}"
     try:
         final.model.save_pretrained(temp)
         chose = ("chosen by validation" if config.early_stopping
                  else "as requested" if config.epochs else "picked from the file's size")
-        loss_plot(history, temp / "loss.png", best_epoch=best_epoch,
+        loss_plot(history, temp / PLOT, best_epoch=best_epoch,
                   title=f"{record.name}: loss per epoch (validation best at epoch {best_epoch})")
         stop_if_cancelled(ctx)
-        if folder.exists():  # left by a run that died before recording its version
-            shutil.rmtree(folder)
-        temp.rename(folder)
+        adapter = ctx.artifacts.put_folder(temp, move=True)  # the folder becomes the cache
         hyperparams = dict(config.as_dict(), epochs=epochs, final_examples=n)
         view = ctx.catalog.add_version(
-            record.id, path=str(folder), hyperparams=hyperparams, dataset_id=ctx.dataset_id,
+            record.id, path=adapter, hyperparams=hyperparams, dataset_id=ctx.dataset_id,
             job_id=ctx.job_id, metrics_before=memo["before"],
             metrics_after=dict(memo["after"], trained_questions_f1=known["token_f1"],
                                trained_questions_em=known["exact_match"]),
             notes=(f"Trained on all {n} examples of {filename} for {epochs} epochs ({chose}); "
                    "held-out figures are from a run that did not see the test split."),
             live=True)
-    except BaseException:
+    finally:
         shutil.rmtree(temp, ignore_errors=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return Published(view.number, str(folder), str(folder / "loss.png"))
+    return Published(view.number, adapter, str(parse(adapter).file(PLOT)))
 
 
 def score(model: Any, tokenizer: Any, examples: list, budget: int) -> dict[str, Any]:

@@ -56,3 +56,35 @@ def stepping(ctx: JobContext) -> dict:
 
 def failing(ctx: JobContext) -> dict:
     raise RuntimeError("boom: a bug in the job body")
+
+
+BLOCK_MARKER = "GPTSTORE_TEST_BLOCK_MARKER"  # env of the test's workers: where to say "blocked"
+RELEASE = "GPTSTORE_TEST_RELEASE"  # env: a model named "gated" waits for this file to exist
+
+
+def tune_blocking(ctx: JobContext) -> dict:
+    """The real tune body; for a model named "killed", the first run stops dead right after
+    its first checkpoint inside an epoch past step 1 (it writes the marker with its pid and
+    waits to be killed), so a test can SIGKILL its worker mid-epoch at a known step. A model
+    named "gated" waits after its first checkpoint until the RELEASE file exists."""
+    from dataclasses import replace
+
+    from engine.workflows.tune import run_tune
+
+    marker = Path(os.environ[BLOCK_MARKER]) if os.environ.get(BLOCK_MARKER) else None
+    saved = ctx.checkpoint_saved
+
+    def checkpoint_saved(note: dict) -> None:
+        saved(note)
+        release = Path(os.environ.get(RELEASE, "/nonexistent"))
+        if ctx.model_name == "gated" and marker is not None and not release.exists():
+            marker.write_text(f"{os.getpid()} {note['stage']} {note['to_step']}")
+            while not release.exists():  # the test lets the job go on
+                time.sleep(0.05)
+        if (marker is not None and ctx.model_name == "killed" and not marker.exists()
+                and note.get("mid_epoch") and note.get("to_step", 0) >= 2):
+            marker.write_text(f"{os.getpid()} {note['stage']} {note['to_step']}")
+            while True:  # until SIGKILL
+                time.sleep(0.05)
+
+    return run_tune(replace(ctx, checkpoint_saved=checkpoint_saved))

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from sqlmodel import select
 
 from bot.core.dispatch import Dispatcher

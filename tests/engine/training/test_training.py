@@ -154,7 +154,9 @@ def test_training_lowers_the_loss_and_moves_answers_toward_the_references(
     steps = [s for s in seen if s.event == "step"]
     assert [s.step for s in steps] == list(range(1, 25)) and steps[-1].total_steps == 24
     assert all(s.eta_s >= 0 and s.loss > 0 for s in steps)
-    assert (tmp_path / "last.pt").exists() and result.tokens > 0
+    saved = sorted(p.name for p in (tmp_path / "last").iterdir())
+    assert saved[0] == "state.json" and saved[1].endswith(".safetensors") and len(saved) == 2
+    assert result.tokens > 0
 
 
 def test_sgd_trains_too(tiny_model, tokenizer) -> None:
@@ -230,3 +232,51 @@ def test_a_short_tune_moves_the_real_models_answers_toward_the_references() -> N
     assert after["token_f1"] > before["token_f1"] + 0.2
     closer = [a["f1"] > b["f1"] for a, b in zip(after["answers"], before["answers"])]
     assert sum(closer) >= 3  # most answers moved toward their references, not just one
+
+
+def test_a_run_stopped_mid_epoch_resumes_after_its_last_checkpointed_step(
+        tiny_base_dir: Path, tokenizer, tmp_path: Path) -> None:
+    """Checkpoints every step: a run stopped inside an epoch goes on from the very next step,
+    with the RNG state it had (dropout on), and ends with the uninterrupted run's adapter."""
+    config = TrainConfig(epochs=2, seed=3, lora_dropout=0.3, **dict(FAST, batch_size=2))
+    whole = train(learnable(tiny_base_dir), tokenizer, faq(), faq()[:2], config,
+                  checkpoint_dir=tmp_path / "whole", checkpoint_every=1)
+    notes: list[dict] = []
+    checks = {"n": 0}
+
+    def stop_mid_epoch_two() -> bool:
+        checks["n"] += 1
+        return checks["n"] > 7  # 5 steps per epoch: the 8th check is step 3 of epoch 2
+
+    with pytest.raises(Cancelled):
+        train(learnable(tiny_base_dir), tokenizer, faq(), faq()[:2], config,
+              should_stop=stop_mid_epoch_two, checkpoint_dir=tmp_path / "split",
+              checkpoint_every=1, on_checkpoint=notes.append)
+    first = [n["to_step"] for n in notes]
+    assert first == [1, 2, 3, 4, 5, 6, 7] and notes[-1]["mid_epoch"] and notes[-1]["epoch"] == 2
+    resumed = train(learnable(tiny_base_dir), tokenizer, faq(), faq()[:2], config,
+                    checkpoint_dir=tmp_path / "split", checkpoint_every=1,
+                    on_checkpoint=notes.append)
+    covered = [step for n in notes for step in range(n["from_step"], n["to_step"] + 1)]
+    assert covered == list(range(1, 11))  # every step once, across both runs
+    expected, got = lora_weights(whole.model), lora_weights(resumed.model)
+    assert expected.keys() == got.keys() and len(got) > 0
+    assert all((expected[k] == got[k]).all() for k in expected)
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+
+
+def test_a_checkpoint_is_never_unpickled(tiny_base_dir: Path, tokenizer, tmp_path: Path) -> None:
+    """An old-style pickle (what torch.save wrote) is never read: it could run code."""
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (Path(tmp_path / "pwned").write_text, ("ran",))
+
+    (tmp_path / "last.pt").write_bytes(pickle.dumps(Boom()))
+    (tmp_path / "last").mkdir()
+    (tmp_path / "last" / "state.json").write_text('{"format": 1, "tensors": "../last.pt"}')
+    config = TrainConfig(epochs=1, **FAST)
+    result = train(learnable(tiny_base_dir), tokenizer, faq(), [], config, checkpoint_dir=tmp_path)
+    assert result.resumed_from_epoch == 0 and len(result.history) == 1
+    assert not (tmp_path / "pwned").exists()

@@ -25,7 +25,7 @@ def context(engine, admin, checkpoint_dir: Path, reports: list, stop=lambda: Fal
         dataset_id=dataset_id, owner=admin.user, workspace=admin.workspace,
         params={"epochs": "2", "batch_size": "4", "lr": "1e-2"}, checkpoint_dir=checkpoint_dir,
         settings=engine.settings, db=engine.db, catalog=engine.catalog,
-        datasets=engine.datasets, hub=engine.hub,
+        datasets=engine.datasets, hub=engine.hub, artifacts=engine.artifacts,
         report=lambda progress, message, data=None, kind="progress": reports.append(
             (progress, message, data or {}, kind)),
         should_stop=stop)
@@ -48,11 +48,12 @@ def test_tune_stores_a_live_version_trained_on_every_example(engine, admin, tmp_
     assert {"token_f1", "exact_match", "loss"} <= set(version.metrics_before)
     assert 0.0 <= version.metrics_after["trained_questions_f1"] <= 1.0
     assert version.hyperparams["epochs"] == 2 and version.hyperparams["final_examples"] == 12
-    folder = Path(result["adapter"])
-    assert folder == engine.settings.adapters_dir / "local" / "door-bot" / "v1"  # workspace/name
+    assert result["adapter"].startswith("artifact:")  # by content hash, not a local path
+    assert engine.catalog.live_target("door-bot").adapter_path == result["adapter"]
+    folder = engine.artifacts.local(result["adapter"])
     assert (folder / "adapter_config.json").exists()
-    assert Path(result["plot"]).read_bytes()[:4] == b"\x89PNG"
-    assert [p.name for p in folder.parent.iterdir()] == ["v1"]  # no temporary folder left
+    assert engine.artifacts.local(result["plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert list((engine.settings.adapters_dir / "door-bot").iterdir()) == []  # no temp left
     progress = [p for p, _, _, kind in reports if kind == "progress"]
     assert progress == sorted(progress) and progress[-1] < 1.0 and reports[-1][0] == 1.0
     phases = {data.get("phase") for _, _, data, _ in reports}
