@@ -39,8 +39,8 @@ class OutboxRelay:
         except Exception as exc:  # any broker failure: the outbox keeps the debt
             log.warning("job %s: the broker did not take its message (%s); it will be sent "
                         "again", job_id, exc)
-            retry = now + timedelta(seconds=self.retry_s)
-            self.db.retrying(lambda s: store.failed(s, job_id, retry, str(exc)))
+            retry, error = now + timedelta(seconds=self.retry_s), str(exc)
+            self.db.retrying(lambda s: store.failed(s, job_id, retry, error))
             return False
         check = now + timedelta(seconds=self.requeue_after_s)
         self.db.retrying(lambda s: store.sent(s, job_id, now, check))
