@@ -97,7 +97,7 @@ def running_on(engine: Engine, job_id: int) -> list[str]:
 def adapter_tensors(engine: Engine, model: str) -> dict:
     from safetensors.torch import load_file
 
-    folder = engine.hub.local(engine.catalog.live_target(model).adapter_path)
+    folder = engine.hub.local(engine.catalog.live_target(engine.catalog.resolve(ADMIN, model)).adapter_path)
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
@@ -119,7 +119,7 @@ def test_a_tune_asked_on_host_a_runs_on_host_b_and_host_a_answers_with_it(hosts:
         assert [w.split(":")[-2] for w in running_on(engine, job.id)] == [str(worker_b.pid)]
         plot = rig.fake.wait_for("files.completeUploadExternal", timeout=60)
         assert plot and any(data[:4] == b"\x89PNG" for data in rig.fake.uploads().values())
-        target = engine.catalog.live_target("doors")
+        target = engine.catalog.live_target(engine.catalog.resolve(ADMIN, "doors"))
         assert target.adapter_path.startswith("artifact:")  # no path of host B's disk
         posted = len(rig.fake.calls("chat.postMessage"))
         rig.send.command("chat doors What is the door code of room 1?", channel="D1")

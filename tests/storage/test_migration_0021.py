@@ -11,6 +11,7 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from engine.app import Engine
+from engine.identity import Caller
 from engine.jobs.backends import NullBackend
 from storage.db import MIGRATIONS, Database
 
@@ -61,7 +62,7 @@ def test_an_older_store_upgrades_with_its_data(backend: str, tmp_path: Path, req
     assert [tuple(row) for row in owed] == [(7, "tune")]  # only the queued job
     engine = Engine.open(settings.with_(database_url=url), job_backend=NullBackend())
     try:
-        target = engine.catalog.live_target("doors")
+        target = engine.catalog.live_target(engine.catalog.resolve(Caller.console("a"), "doors"))
         assert target.adapter_path == str(adapter)  # an old path is still a location
         assert engine.hub.local(target.adapter_path) == adapter
         assert engine.jobs.view(7).state == "queued"

@@ -54,7 +54,7 @@ def test_answers_come_from_the_server_with_the_live_adapter_pushed_once(
         streamed: list[str] = []
         first = engine.chat.answer(ADMIN, "doors", QUESTION, on_token=streamed.append)
         again = engine.chat.answer(ADMIN, "doors", QUESTION)
-        target = engine.catalog.live_target("doors")
+        target = engine.catalog.live_target(engine.catalog.resolve(ADMIN, "doors"))
         expected = builtin.answer(target, [{"role": "user", "content": QUESTION}])
         assert first.text == expected.text == again.text and first.text
         assert "".join(streamed) == first.text and len(streamed) > 1  # it streamed
@@ -84,6 +84,6 @@ def test_limits_hold_and_a_missing_server_is_explained(settings, tiny_base_dir: 
         gone = RemoteRunner(engine.settings.with_(
             inference_url=f"http://127.0.0.1:{free_port()}/v1"), engine.hub)
         with pytest.raises(ModelUnavailable, match="cannot be reached.*GPTSTORE_INFERENCE_URL"):
-            gone.answer(engine.catalog.live_target("tiny"), [{"role": "user", "content": "Hi"}])
+            gone.answer(engine.catalog.live_target(engine.catalog.resolve(ADMIN, "tiny")), [{"role": "user", "content": "Hi"}])
     finally:
         engine.close()

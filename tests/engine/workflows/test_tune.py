@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.catalog import names
 from engine.errors import Cancelled
 from engine.jobs.context import JobContext
 from engine.workflows.tune import run_tune
@@ -49,11 +50,13 @@ def test_tune_stores_a_live_version_trained_on_every_example(engine, admin, tmp_
     assert 0.0 <= version.metrics_after["trained_questions_f1"] <= 1.0
     assert version.hyperparams["epochs"] == 2 and version.hyperparams["final_examples"] == 12
     assert result["adapter"].startswith("artifact:")  # by content hash, not a local path
-    assert engine.catalog.live_target("door-bot").adapter_path == result["adapter"]
+    entry = engine.catalog.resolve(admin, "door-bot")
+    assert engine.catalog.live_target(entry).adapter_path == result["adapter"]
     folder = engine.artifacts.local(result["adapter"])
     assert (folder / "adapter_config.json").exists()
     assert engine.artifacts.local(result["plot"]).read_bytes()[:4] == b"\x89PNG"
-    assert list((engine.settings.adapters_dir / "door-bot").iterdir()) == []  # no temp left
+    temps = engine.settings.adapters_dir / names.folder(entry)  # workspace/name
+    assert list(temps.iterdir()) == []  # no temporary folder left
     progress = [p for p, _, _, kind in reports if kind == "progress"]
     assert progress == sorted(progress) and progress[-1] < 1.0 and reports[-1][0] == 1.0
     phases = {data.get("phase") for _, _, data, _ in reports}
