@@ -110,7 +110,8 @@ def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Seq
           should_stop: Callable[[], bool] | None = None, checkpoint_dir: Path | None = None,
           resume: bool = True, clock: Callable[[], float] = time.perf_counter,
           checkpoint_every: int = 0,
-          on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+          on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+          start_from: dict[str, Any] | None = None) -> TrainResult:
     """Fine-tune LoRA adapters on `model` (a causal LM, changed in place) and return them.
 
     Examples are lists of {"role", "content"} messages. A checkpoint (safetensors + JSON) is
@@ -119,7 +120,11 @@ def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Seq
     resume=True a later call with the same data and config continues right after the last
     checkpointed step, with the same RNG state, so it ends with the same adapter as a run
     that was never stopped. should_stop() is checked before every step and raises Cancelled;
-    on_progress gets a ProgressUpdate after every optimizer step and epoch."""
+    on_progress gets a ProgressUpdate after every optimizer step and epoch.
+
+    start_from: LoRA weights (trainable_weights() of an earlier run with the same LoRA
+    settings) to continue from instead of a fresh adapter; the optimizer and schedule start
+    afresh. They are part of the checkpoint's fingerprint."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -138,10 +143,13 @@ def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Seq
                       lora_dropout=config.lora_dropout, task_type="CAUSAL_LM",
                       target_modules=list(config.target_modules))
     peft_model = get_peft_model(model, lora)
+    if start_from is not None:
+        _continue_from(peft_model, start_from)
     run = _Run(peft_model, config, epochs, device, train_enc, val_enc, pad_id,
                on_progress=on_progress, should_stop=should_stop, clock=clock,
                checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None,
-               checkpoint_every=checkpoint_every, on_checkpoint=on_checkpoint)
+               checkpoint_every=checkpoint_every, on_checkpoint=on_checkpoint,
+               start_digest=weights_digest(start_from) if start_from is not None else "")
     try:
         with cpu_threads(device):
             if resume:
@@ -182,7 +190,8 @@ class _Run:
                  on_progress: Callable[[ProgressUpdate], None] | None,
                  should_stop: Callable[[], bool] | None, clock: Callable[[], float],
                  checkpoint: Path | None, checkpoint_every: int = 0,
-                 on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+                 start_digest: str = "") -> None:
         import torch
 
         self.model, self.config, self.epochs, self.device = model, config, epochs, device
@@ -204,7 +213,7 @@ class _Run:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, warmup, self.total_steps, config.lr_schedule))
         self.state = _State()
-        self.fingerprint = fingerprint(config, epochs, train_enc, val_enc)
+        self.fingerprint = fingerprint(config, epochs, train_enc, val_enc) + start_digest
         self.resumed_from = 0
         self.started = clock()
         self.tokens = 0
@@ -357,6 +366,30 @@ class _Run:
                            train_seconds=seconds, tokens=self.tokens,
                            tokens_per_s=self.tokens / seconds if seconds > 0 else 0.0,
                            resumed_from_epoch=self.resumed_from)
+
+
+def weights_digest(weights: dict[str, Any]) -> str:
+    """A short hash of LoRA weights (names, shapes and values)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        tensor = weights[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _continue_from(peft_model: Any, weights: dict[str, Any]) -> None:
+    """Load an earlier run's LoRA weights into a fresh adapter; refuse ones that do not
+    match it (other LoRA settings or another base model)."""
+    own = {n: p for n, p in peft_model.named_parameters() if p.requires_grad}
+    if set(own) != set(weights) or any(tuple(own[n].shape) != tuple(weights[n].shape)
+                                       for n in own):
+        peft_model.unload()
+        raise InvalidInput("The adapter to continue from does not match this model's LoRA "
+                           "settings; train from scratch instead.")
+    load_weights(peft_model, weights)
 
 
 def _prefixed(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -159,6 +159,30 @@ def test_training_lowers_the_loss_and_moves_answers_toward_the_references(
     assert result.tokens > 0
 
 
+def test_a_run_continues_from_an_earlier_runs_adapter(tiny_model, tokenizer) -> None:
+    """The tune's final pass goes on from the selection run's adapter: it starts where that
+    run ended (a low loss on what it learnt), not from a fresh adapter; an adapter of other
+    LoRA settings is refused and the base model handed back unchanged."""
+    from engine.training.checkpoint import trainable_weights
+
+    examples = faq()
+    first = train(tiny_model, tokenizer, examples[:8], [], TrainConfig(epochs=8, **FAST))
+    learnt = trainable_weights(first.model)
+    model = first.model.unload()
+    fresh = train(model, tokenizer, examples[:8], [], TrainConfig(epochs=1, **FAST))
+    model = fresh.model.unload()
+    going_on = train(model, tokenizer, examples, [], TrainConfig(epochs=1, **FAST),
+                     start_from=learnt)
+    model = going_on.model.unload()
+    assert first.history[0]["train_loss"] - first.history[-1]["train_loss"] > 1.0
+    # fresh starts as high as the first run did; the continuation well below, new pairs and all
+    assert going_on.history[0]["train_loss"] < fresh.history[0]["train_loss"] - 1.0
+    other = TrainConfig(epochs=1, lora_r=4, lora_alpha=8, **FAST)
+    with pytest.raises(InvalidInput, match="does not match"):
+        train(model, tokenizer, examples, [], other, start_from=learnt)
+    assert not [n for n, _ in model.named_parameters() if "lora_" in n]
+
+
 def test_sgd_trains_too(tiny_model, tokenizer) -> None:
     config = TrainConfig(epochs=4, optimizer="sgd", learning_rate=0.5, batch_size=5,
                          warmup_ratio=0.0)
