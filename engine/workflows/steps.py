@@ -55,6 +55,7 @@ def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list,
                    f"(epoch {note['epoch']}/{note['epochs']}).")
         ctx.checkpoint_saved({**note, "stage": stage, "message": message})
 
+    phase(ctx, low, f"{label}: started.", stage)
     return train(model, tokenizer, examples, validation, config, on_progress=on_progress,
                  should_stop=ctx.should_stop, checkpoint_dir=Path(ctx.checkpoint_dir) / stage,
                  checkpoint_every=ctx.settings.checkpoint_steps, on_checkpoint=on_checkpoint,

@@ -113,6 +113,7 @@ class _Tune:
                                         f"{len(self.everything)} questions.", "evaluating")
             known = evaluate(final.model, self.tokenizer, self.everything, self.budget)
             stop_if_cancelled(ctx)
+            phase(ctx, PHASES["known"], "Saving the adapter and making it live.", "saving")
             published = publish(ctx, final, self.config, self.history, self.best_epoch, memo,
                                 known, self.filename, len(self.everything), epochs,
                                 final_epochs=self.final_epochs)
