@@ -163,7 +163,7 @@ def run(args: list[str]) -> dict[str, Any]:
         "trainer_share_of_peak_6N": round(median["trainer"] * 6 * n_params / peak, 3),
         "ours_full_prefix_share_of_peak_4N": round(median["ours_full_prefix"] * 4 * n_params
                                                    / peak, 3),
-        "machine_threads_note": "tokens counted are real tokens: with the shared prefix computed "
+        "flops_note": "tokens counted are real tokens: with the shared prefix computed "
                                 "once, ours does less work per token than 4N",
         "note": "2 shared CPU cores; other processes competed for them (see the load averages)",
     }

@@ -105,6 +105,9 @@ class Clock:
             seen["seconds"] += now - self.at
             seen["cpu"] += cpu - self.cpu
         self.current, self.at, self.cpu = name, now, cpu
+        if name:
+            print(f"  {time.strftime('%H:%M:%S')} {name} (load {os.getloadavg()[0]:.2f})",
+                  file=sys.stderr, flush=True)
 
     def figures(self) -> dict[str, Any]:
         self.enter("")
