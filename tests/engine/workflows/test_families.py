@@ -125,3 +125,41 @@ def test_adapters_of_another_family_share_a_batch(family, settings, tmp_path) ->
     assert answers == wanted
     assert len(set(answers)) == 3  # each row had its own adapter (or none)
     assert max(sizes) >= 2  # and they were answered in one batch
+
+
+def test_the_shared_prefix_pass_matches_the_full_pass_in_every_family(family) -> None:
+    """The training loop's prefix-once forward (the system prompt computed once per batch)
+    gives the full pass's loss and gradients here too: Gemma 3's sliding-window layers keep
+    only the window of the shared prefix, as its full pass attends to."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.training.config import LLAMA_LINEAR
+    from engine.training.encoding import encode_all
+    from engine.training.loop import answer_loss_sum, collate, shared_prefix
+
+    _, folder = family
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    system = {"role": "system", "content": "You are the Acme support assistant. Answer "
+              "briefly, kindly and in plain English, from what you know of Acme doors."}
+    examples = [[system, {"role": "user", "content": f"What is the code of room {i}?"},
+                 {"role": "assistant", "content": f"Room {i} opens with {i * 7}."}]
+                for i in range(4)]
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(folder), LoraConfig(
+        r=4, lora_alpha=8, init_lora_weights=False, target_modules=list(LLAMA_LINEAR)))
+    ids, labels = collate(encode_all(tokenizer, examples, 1024), tokenizer.pad_token_id or 0,
+                          torch.device("cpu"))
+    assert shared_prefix(ids, labels) > 32  # longer than the tiny Gemma's 32-token window
+    runs = []
+    for share in (False, True):
+        model.zero_grad()
+        loss, _ = answer_loss_sum(model, ids, labels, share_prefix=share)
+        loss.backward()
+        runs.append((float(loss), {n: p.grad.clone() for n, p in model.named_parameters()
+                                   if p.requires_grad}))
+    assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-5)
+    for name, grad in runs[0][1].items():
+        assert torch.allclose(runs[1][1][name], grad, rtol=1e-4,
+                              atol=1e-6 * float(grad.abs().max())), name
