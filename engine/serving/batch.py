@@ -37,7 +37,7 @@ def fast_path(model: Any) -> tuple[bool, Any]:
         reason = f"the batched decoder does not run {kind} models"
     else:
         try:
-            return True, adapter_from_model(model)
+            return True, adapter_from_model(model, causal.get_input_embeddings().weight.dtype)
         except ModelUnavailable as exc:
             reason = f"the batched decoder cannot apply this LoRA ({exc})"
     if reason not in _SAID:

@@ -109,9 +109,10 @@ def stack(adapters: list[LoraAdapter]) -> dict[tuple[int, str], tuple[torch.Tens
 _MODULE = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)$")
 
 
-def adapter_from_model(model: Any) -> LoraAdapter | None:
+def adapter_from_model(model: Any, dtype: Any = None) -> LoraAdapter | None:
     """The active LoRA weights of a model holding PEFT layers (a PeftModel, or the base
-    model PEFT injected its layers into), without copying: None when it has none active.
+    model PEFT injected its layers into), without copying where they already are in `dtype`
+    (the base weights' dtype the decoder multiplies in): None when it has none active.
 
     Raises ModelUnavailable when a LoRA layer sits where the batched decoder cannot apply it
     (another module than the attention and MLP projections)."""
@@ -131,7 +132,9 @@ def adapter_from_model(model: Any) -> LoraAdapter | None:
         match = _MODULE.search(name)
         if match is None or match.group(2) not in PROJECTIONS:
             raise ModelUnavailable(f"{name} has LoRA outside the attention and MLP projections")
-        adapter.weights[(int(match.group(1)), match.group(2))] = (
-            lora_a[key].weight.detach(), module.lora_B[key].weight.detach(),
-            float(module.scaling[key]))
+        a, b = lora_a[key].weight.detach(), module.lora_B[key].weight.detach()
+        if dtype is not None:
+            a, b = a.to(dtype), b.to(dtype)
+        adapter.weights[(int(match.group(1)), match.group(2))] = (a, b,
+                                                                  float(module.scaling[key]))
     return adapter if adapter.weights else None
