@@ -148,7 +148,8 @@ def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Seq
     resume=True a later call with the same data and config continues right after the last
     checkpointed step, with the same RNG state, so it ends with the same adapter as a run
     that was never stopped. should_stop() is checked before every step and raises Cancelled;
-    on_progress gets a ProgressUpdate after every optimizer step and epoch.
+    on_progress gets a ProgressUpdate (event "start") before the first step this call
+    trains, and one after every optimizer step and epoch.
 
     start_from: LoRA weights (trainable_weights() of an earlier run with the same LoRA
     settings) to continue from instead of a fresh adapter; the optimizer and schedule start
@@ -182,6 +183,10 @@ def train(model: Any, tokenizer: Any, train: Sequence[Messages], validation: Seq
         with cpu_threads(device):
             if resume:
                 run.resume()
+            if on_progress is not None and not run.done:
+                on_progress(ProgressUpdate(event="start", epoch=run.state.epoch + 1,
+                                           epochs=epochs, step=run.step,
+                                           total_steps=run.total_steps))
             while not run.done:
                 run.epoch()
                 run.save_checkpoint()

@@ -41,7 +41,10 @@ def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list,
             return
         last["at"] = now
         share = round(low + (high - low) * (p.step or 0) / max(1, p.total_steps or 1), 4)
-        if p.event == "epoch":
+        if p.event == "start":
+            message = f"{label}: started." if not p.step else (
+                f"{label}: going on from step {p.step}/{p.total_steps}.")
+        elif p.event == "epoch":
             val = "" if p.val_loss is None else f", validation loss {p.val_loss:.3f}"
             message = (f"{label}: epoch {p.epoch}/{p.epochs} done, train loss "
                        f"{p.train_loss:.3f}{val}.")
@@ -55,7 +58,6 @@ def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list,
                    f"(epoch {note['epoch']}/{note['epochs']}).")
         ctx.checkpoint_saved({**note, "stage": stage, "message": message})
 
-    phase(ctx, low, f"{label}: started.", stage)
     return train(model, tokenizer, examples, validation, config, on_progress=on_progress,
                  should_stop=ctx.should_stop, checkpoint_dir=Path(ctx.checkpoint_dir) / stage,
                  checkpoint_every=ctx.settings.checkpoint_steps, on_checkpoint=on_checkpoint,
