@@ -21,8 +21,8 @@ tokens/s, and the quality figures: held-out token F1 before and after, trained-q
 F1 (the file's own questions), and rephrased-question F1 (bench/data/sample_faq_rephrased.csv,
 columns question and answer, when the file exists; sample FAQ size only). `ratio` = baseline
 wall time / new wall time on the first size (higher is better); `ratio_cpu_total` compares
-CPU seconds, which on a shared machine move far less with other processes' load. Goal on the 2-core CPU: the
-46-pair FAQ live in at most 120 s with trained-question F1 >= 0.95.
+CPU seconds, which on a shared machine move far less with other processes' load. Goal on
+the 2-core CPU: the 46-pair FAQ live in at most 120 s with trained-question F1 >= 0.95.
 
 Options: --sizes 46,200 (pairs per file; at most 46 takes the sample's first rows),
 --arms new,baseline, --epochs N (default: picked from the file's size, as `tune` does),
