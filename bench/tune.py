@@ -16,9 +16,8 @@ Both load the base model from disk (a fresh hub each) and use the same torch thr
 Figures per arm: wall time by phase (load, evaluating base, select = the selection run's
 training, evaluating = held out, final = the final pass, checking = the file's own questions,
 saving), this process's CPU seconds in each phase and the cores it used (CPU time / wall
-time), training
-tokens/s, and the quality figures: held-out token F1 before and after, trained-question token
-F1 (the file's own questions), and rephrased-question F1 (bench/data/sample_faq_rephrased.csv,
+time), training tokens/s, and the quality figures: held-out token F1 before and after,
+trained-question token F1 (the file's own questions), and rephrased-question F1 (bench/data/sample_faq_rephrased.csv,
 columns question and answer, when the file exists; sample FAQ size only). `ratio` = baseline
 wall time / new wall time on the first size (higher is better); `ratio_cpu_total` compares
 CPU seconds, which on a shared machine move far less with other processes' load. Goal on
