@@ -38,9 +38,9 @@ def run(args: list[str]) -> dict[str, Any]:
         overrides["lora_r"] = int(given["lora_r"])
         overrides["lora_alpha"] = 2 * int(given["lora_r"])
     probes = {int(e) for e in given.get("probe", "").split(",") if e.strip()}
-    from engine.workflows.tune import _answer_budget
+    from engine.workflows.steps import answer_budget
 
-    budget = _answer_budget(tokenizer, examples, settings.max_new_tokens)  # as `tune` does
+    budget = answer_budget(tokenizer, examples, settings.max_new_tokens)  # as `tune` does
     load_before = os.getloadavg()
     start = time.perf_counter()
     before = evaluate(model, tokenizer, examples, budget)

@@ -13,6 +13,10 @@ KNOWN = {
     "serve": "chat speed: batched answers against one-at-a-time generate, one stream against "
              "plain generate",
     "train": "training tokens/s: our loop against transformers Trainer + PEFT",
+    "tune": "the whole tune job by phase (sample FAQ and a 200-pair file) against the job as "
+            "it was: wall time, cores, tokens/s, quality",
+    "prefill": "time to first token with ~600 tokens of retrieved passages, against "
+               "transformers generate",
     "quality": "token F1 on the sample FAQ after tuning, against the base model",
     "slack": "Slack adapter: acknowledgement latency under load",
     "soak": "two serve + two workers on PostgreSQL and Redis under chat and tune traffic, "

@@ -53,8 +53,8 @@ class Origin:
 class ProgressUpdate:
     """One progress report of a running job, as its latest progress event holds it."""
 
-    phase: str = ""  # select|final|retrain|evaluating base|evaluating|done
-    event: str = ""  # step|epoch ("" for a phase change)
+    phase: str = ""  # select|final|retrain|evaluating base|evaluating|saving|done
+    event: str = ""  # start|step|epoch ("" for a phase change)
     epoch: int | None = None
     epochs: int | None = None
     step: int | None = None

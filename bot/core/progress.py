@@ -122,7 +122,7 @@ def progress_text(job: JobView) -> str:
 PHASES = {"select": "training", "final": "final pass on every example",
           "retrain": "retraining", "evaluating base": "evaluating the base model",
           "evaluating live": "evaluating the live version", "evaluating": "evaluating",
-          "done": "done"}
+          "saving": "saving the version", "done": "done"}
 
 
 def _phase(job: JobView) -> str:

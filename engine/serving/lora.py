@@ -104,3 +104,37 @@ def stack(adapters: list[LoraAdapter]) -> dict[tuple[int, str], tuple[torch.Tens
         blocks = tuple((adapter_id, a.shape[0], scaling) for adapter_id, (a, _, scaling) in having)
         stacks[key] = (stacked_a, stacked_b, blocks)
     return stacks
+
+
+_MODULE = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)$")
+
+
+def adapter_from_model(model: Any, dtype: Any = None) -> LoraAdapter | None:
+    """The active LoRA weights of a model holding PEFT layers (a PeftModel, or the base
+    model PEFT injected its layers into), without copying where they already are in `dtype`
+    (the base weights' dtype the decoder multiplies in): None when it has none active.
+
+    Raises ModelUnavailable when a LoRA layer sits where the batched decoder cannot apply it
+    (another module than the attention and MLP projections)."""
+    adapter = LoraAdapter(path="<in memory>")
+    for name, module in model.named_modules():
+        lora_a = getattr(module, "lora_A", None)
+        if not isinstance(lora_a, torch.nn.ModuleDict) or not len(lora_a):
+            continue
+        if getattr(module, "merged", False) or getattr(module, "disable_adapters", False):
+            continue  # merged into the base weights, or switched off: the base is the model
+        active = getattr(module, "active_adapters", None) or list(lora_a.keys())
+        if len(active) != 1 or active[0] not in lora_a:
+            raise ModelUnavailable(f"{name} runs several LoRA adapters at once")
+        key = active[0]
+        if getattr(module, "use_dora", {}).get(key, False):
+            raise ModelUnavailable(f"{name} is a DoRA layer, not a plain LoRA one")
+        match = _MODULE.search(name)
+        if match is None or match.group(2) not in PROJECTIONS:
+            raise ModelUnavailable(f"{name} has LoRA outside the attention and MLP projections")
+        a, b = lora_a[key].weight.detach(), module.lora_B[key].weight.detach()
+        if dtype is not None:
+            a, b = a.to(dtype), b.to(dtype)
+        adapter.weights[(int(match.group(1)), match.group(2))] = (a, b,
+                                                                  float(module.scaling[key]))
+    return adapter if adapter.weights else None

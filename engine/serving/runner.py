@@ -348,7 +348,8 @@ class ChatRunner:
                 decoder.drop(row)
         if decoder.rows == 0:
             return
-        if self.speculation != "off" and decoder.rows == 1:
+        if self.speculation != "off" and decoder.rows == 1 and getattr(decoder, "speculates",
+                                                                        True):
             # Alone in the batch: guess ahead (4-bit draft, else from the conversation) and
             # check the guesses with the full model in one pass.
             from engine.serving.speculative import (
@@ -414,16 +415,23 @@ class ChatRunner:
     def _decoder(self, base: str) -> Any:
         found = self._decoders.get(base)
         if found is None:
-            from engine.serving.decoder import BatchDecoder
+            from engine.serving.decoder import BatchDecoder, supports
 
             model, _ = self.hub.load(base)
             window = getattr(model.config, "max_position_embeddings", 2048)
             if self.context_window:
                 window = min(window, self.context_window)
-            found = BatchDecoder(model, max_rows=self.settings.max_batch, max_len=window,
-                                 base=base)
+            kind = BatchDecoder
+            if not supports(model):  # another family: the model's own forward, row by row
+                from engine.serving.general import GeneralDecoder
+
+                kind = GeneralDecoder
+                log.info("chat on %s (%s) takes the general path: the batched decoder runs "
+                         "Llama-style models only", base,
+                         getattr(model.config, "model_type", "unknown"))
+            found = kind(model, max_rows=self.settings.max_batch, max_len=window, base=base)
             self._decoders[base] = found
-            if self.speculation == "auto":
+            if self.speculation == "auto" and kind is BatchDecoder:
                 from engine.serving import draft as drafting
 
                 self._drafts[base] = drafting.build(model)

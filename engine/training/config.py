@@ -24,6 +24,13 @@ def default_epochs(n_train: int) -> int:
     return int(min(25, max(3, math.ceil(400 / max(n_train, 1)))))
 
 
+def continuation_epochs(epochs: int) -> int:
+    """Epochs of a tune's final pass, which continues from the selection run's adapter on
+    every example (the held-out and validation ones are new to it): a third of the
+    selection's epochs, at least 2 (at most `epochs`)."""
+    return max(1, min(epochs, max(2, math.ceil(epochs / 3))))
+
+
 # What each setting accepts, in the words of the error message; (low, high) for numbers.
 RULES: dict[str, tuple[str, Any]] = {
     "epochs": ("a whole number between 1 and 100", (1, 100)),

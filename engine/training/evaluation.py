@@ -46,10 +46,40 @@ def split_example(messages: Messages) -> tuple[list[dict[str, str]], str]:
 
 
 def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[dict]],
-                     max_new_tokens: int = 128, batch_size: int = 16) -> list[str]:
-    """Greedy answers to chat prompts, generated in left-padded batches of similar length."""
-    import torch
+                     max_new_tokens: int = 128, batch_size: int = 16,
+                     method: str = "auto") -> list[str]:
+    """Greedy answers to chat prompts.
 
+    method "auto": through the batched decoder (engine.serving.batch, continuous batching)
+    where it runs the model, else transformers `generate` (said once in the log);
+    "generate": always `generate`, in left-padded batches of similar length."""
+    if method not in ("auto", "generate"):
+        raise ValueError(f"method must be auto or generate, not {method!r}")
+    if method == "auto":
+        from engine.serving.batch import fast_path, greedy_answers
+
+        fast, adapter = fast_path(model)
+        if fast:
+            device = next(model.parameters()).device
+            ids = [tokenizer(tokenizer.apply_chat_template(list(p), tokenize=False,
+                                                           add_generation_prompt=True),
+                             add_special_tokens=False)["input_ids"] for p in prompts]
+            was_training = model.training
+            model.eval()
+            try:
+                with cpu_threads(device):
+                    out = greedy_answers(model, ids, max_new_tokens, {tokenizer.eos_token_id},
+                                         batch_size=batch_size, adapter=adapter)
+            finally:
+                model.train(was_training)
+            return [tokenizer.decode(t, skip_special_tokens=True).strip() for t in out]
+    return _generate_answers(model, tokenizer, prompts, max_new_tokens, batch_size)
+
+
+def _generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[dict]],
+                      max_new_tokens: int, batch_size: int) -> list[str]:
+    """Greedy answers through transformers `generate`, in left-padded batches."""
+    import torch
 
     device = next(model.parameters()).device
     texts = [tokenizer.apply_chat_template(list(p), tokenize=False, add_generation_prompt=True)
@@ -80,16 +110,16 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[dict
 
 def evaluate(model: Any, tokenizer: Any, examples: Sequence[Messages],
              max_new_tokens: int = 128, *, batch_size: int = 16,
-             with_answers: bool = False) -> dict[str, Any]:
+             with_answers: bool = False, method: str = "auto") -> dict[str, Any]:
     """Mean exact match and token F1 of greedy answers against the examples' last answers.
 
     Returns {"exact_match", "token_f1", "n"} (plus "answers" when asked: question,
-    reference, answer and f1 of each example)."""
+    reference, answer and f1 of each example). `method`: see generate_answers."""
     pairs = [split_example(ex) for ex in examples]
     if not pairs:
         return {"exact_match": 0.0, "token_f1": 0.0, "n": 0}
     answers = generate_answers(model, tokenizer, [p for p, _ in pairs], max_new_tokens,
-                               batch_size)
+                               batch_size, method)
     f1 = [token_f1(a, ref) for a, (_, ref) in zip(answers, pairs)]
     em = [exact_match(a, ref) for a, (_, ref) in zip(answers, pairs)]
     result: dict[str, Any] = {"exact_match": round(sum(em) / len(em), 4),

@@ -29,7 +29,7 @@ REPORT_EVERY_S = 5.0  # step progress is written at most this often (epochs alwa
 
 def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list,
                     validation: list, config: TrainConfig, stage: str, label: str,
-                    span: tuple[float, float]) -> TrainResult:
+                    span: tuple[float, float], start_from: dict | None = None) -> TrainResult:
     """train(), with its progress written to the job: every epoch, and steps at most every
     REPORT_EVERY_S seconds, mapped onto the share `span` of the job's progress bar."""
     low, high = span
@@ -41,7 +41,10 @@ def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list,
             return
         last["at"] = now
         share = round(low + (high - low) * (p.step or 0) / max(1, p.total_steps or 1), 4)
-        if p.event == "epoch":
+        if p.event == "start":
+            message = f"{label}: started." if not p.step else (
+                f"{label}: going on from step {p.step}/{p.total_steps}.")
+        elif p.event == "epoch":
             val = "" if p.val_loss is None else f", validation loss {p.val_loss:.3f}"
             message = (f"{label}: epoch {p.epoch}/{p.epochs} done, train loss "
                        f"{p.train_loss:.3f}{val}.")
@@ -57,7 +60,8 @@ def train_reporting(ctx: JobContext, model: Any, tokenizer: Any, examples: list,
 
     return train(model, tokenizer, examples, validation, config, on_progress=on_progress,
                  should_stop=ctx.should_stop, checkpoint_dir=Path(ctx.checkpoint_dir) / stage,
-                 checkpoint_every=ctx.settings.checkpoint_steps, on_checkpoint=on_checkpoint)
+                 checkpoint_every=ctx.settings.checkpoint_steps, on_checkpoint=on_checkpoint,
+                 start_from=start_from)
 
 
 def phase(ctx: JobContext, share: float, message: str, name: str) -> None:
@@ -81,10 +85,12 @@ class Published:
 
 def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: list,
             best_epoch: int, memo: "Memo", known: dict, filename: str, n: int,
-            epochs: int) -> Published:
+            epochs: int, final_epochs: int | None = None) -> Published:
     """Save the adapter and plot into a temporary folder, store it in the artifact store (by
     content hash, reachable from every host) and record the live version. A failure or
-    cancel before the record leaves no version behind."""
+    cancel before the record leaves no version behind. `final_epochs`: the epochs a final
+    pass continued the selection run's adapter on all n examples (None: it trained afresh
+    on all of them for `epochs`)."""
     try:
         record = ctx.catalog.job_model(ctx.model_id, ctx.workspace, ctx.model_name)
     except NotFound:  # a job from before its entry was recorded: make the entry again
@@ -102,13 +108,21 @@ def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: l
         stop_if_cancelled(ctx)
         adapter = ctx.artifacts.put_folder(temp, move=True)  # the folder becomes the cache
         hyperparams = dict(config.as_dict(), epochs=epochs, final_examples=n)
+        if final_epochs is not None:
+            hyperparams["final_epochs"] = final_epochs
+            trained = (f"Trained for {epochs} epochs on the train split ({chose}), then "
+                       f"{final_epochs} more on all {n} examples of {filename}; held-out "
+                       "figures are from before the test split was trained on.")
+        else:
+            trained = (f"Trained on all {n} examples of {filename} for {epochs} epochs "
+                       f"({chose}); held-out figures are from a run that did not see the test "
+                       "split.")
         view = ctx.catalog.add_version(
             record.id, path=adapter, hyperparams=hyperparams, dataset_id=ctx.dataset_id,
             job_id=ctx.job_id, metrics_before=memo["before"],
             metrics_after=dict(memo["after"], trained_questions_f1=known["token_f1"],
                                trained_questions_em=known["exact_match"]),
-            notes=(f"Trained on all {n} examples of {filename} for {epochs} epochs ({chose}); "
-                   "held-out figures are from a run that did not see the test split."),
+            notes=trained,
             live=True)
     finally:
         shutil.rmtree(temp, ignore_errors=True)

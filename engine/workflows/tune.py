@@ -1,5 +1,6 @@
-"""The tune job body: evaluate the base, train with validation, evaluate held out, then train
-the live version on every example for the epochs chosen, save it and make it live."""
+"""The tune job body: evaluate the base, train with validation, evaluate held out, then
+continue that adapter on every example for the live version (a third of the epochs: the
+train split is learnt already), save it and make it live."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 from engine.errors import InvalidInput
 from engine.jobs.context import JobContext
-from engine.training.config import TrainConfig
+from engine.training.checkpoint import trainable_weights
+from engine.training.config import TrainConfig, continuation_epochs
 from engine.training.evaluation import evaluate
 from engine.training.loop import TrainResult
 from engine.views import TuneResult, as_dict
@@ -86,7 +88,8 @@ class _Tune:
                 self.memo["after"] = dict(score(select.model, self.tokenizer, self.splits["test"],
                                                 self.budget),
                                           best_epoch=select.best_epoch, epochs=epochs)
-            self.history, self.best_epoch = select.history, select.best_epoch
+                self.history, self.best_epoch = select.history, select.best_epoch
+            self.selected = trainable_weights(select.model)  # the final pass goes on from it
         finally:
             self.model = select.model.unload()  # the hub's copy of the base goes back as it came
             self.model.eval()
@@ -94,11 +97,13 @@ class _Tune:
         return epochs
 
     def train_final(self, epochs: int) -> TrainResult:
-        """The live version: every example, for the epochs the selection run chose."""
-        config = replace(self.config, epochs=epochs, early_stopping=0)
+        """The live version: the selection run's adapter, trained on for a few more epochs on
+        every example (the held-out figures stay those of the adapter that never saw them)."""
+        self.final_epochs = continuation_epochs(epochs)
+        config = replace(self.config, epochs=self.final_epochs, early_stopping=0)
         return self._train(self.everything, [], config, "final",
                            f"Final pass on all {len(self.everything)} examples",
-                           (PHASES["select"] + 0.06, PHASES["final"]))
+                           (PHASES["select"] + 0.06, PHASES["final"]), start_from=self.selected)
 
     def publish(self, final: TrainResult, epochs: int) -> TuneResult:
         """Score the file's own questions, save the adapter and make it the live version."""
@@ -108,8 +113,10 @@ class _Tune:
                                         f"{len(self.everything)} questions.", "evaluating")
             known = evaluate(final.model, self.tokenizer, self.everything, self.budget)
             stop_if_cancelled(ctx)
+            phase(ctx, PHASES["known"], "Saving the adapter and making it live.", "saving")
             published = publish(ctx, final, self.config, self.history, self.best_epoch, memo,
-                                known, self.filename, len(self.everything), epochs)
+                                known, self.filename, len(self.everything), epochs,
+                                final_epochs=self.final_epochs)
         finally:
             final.model.unload().eval()
         result = TuneResult(
@@ -126,9 +133,9 @@ class _Tune:
         return result
 
     def _train(self, examples: list, validation: list, config: TrainConfig, stage: str,
-               label: str, span: tuple[float, float]) -> TrainResult:
+               label: str, span: tuple[float, float], **more: Any) -> TrainResult:
         result = train_reporting(self.ctx, self.model, self.tokenizer, examples, validation,
-                                 config, stage, label, span)
+                                 config, stage, label, span, **more)
         self.seconds += result.train_seconds
         self.tokens += result.tokens
         return result

@@ -46,6 +46,45 @@ def test_evaluate_scores_greedy_answers_in_batches(tiny_base_dir: Path) -> None:
     assert 5.0 < loss < 20.0  # an untrained model over a 49k vocabulary: about ln(49152)
 
 
+def test_the_batched_decoder_gives_generate_answers_with_and_without_lora(
+        tiny_base_dir: Path) -> None:
+    """Evaluation runs through the batched decoder (continuous batching, the tuned LoRA read
+    in place); its greedy answers are those of plain `generate`, one question at a time."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.training.config import LLAMA_LINEAR
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_dir)
+    examples = [[{"role": "user", "content": f"Where is office {i}?" + " Please." * (i % 3)},
+                 {"role": "assistant", "content": f"Office {i} is on floor {i}."}]
+                for i in range(7)]
+    base_slow = [evaluate(model, tokenizer, [ex], max_new_tokens=10, with_answers=True,
+                          method="generate")["answers"][0]["answer"] for ex in examples]
+    base_fast = evaluate(model, tokenizer, examples, max_new_tokens=10, batch_size=3,
+                         with_answers=True)
+    assert [a["answer"] for a in base_fast["answers"]] == base_slow
+    torch.manual_seed(1)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=list(
+        LLAMA_LINEAR), task_type="CAUSAL_LM"))
+    with torch.no_grad():  # B starts at zero; make the adapter change the answers
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    slow = [evaluate(peft_model, tokenizer, [ex], max_new_tokens=10, with_answers=True,
+                     method="generate")["answers"][0]["answer"] for ex in examples]
+    fast = evaluate(peft_model, tokenizer, examples, max_new_tokens=10, batch_size=3,
+                    with_answers=True)
+    assert slow != base_slow  # the adapter is in the answers...
+    assert [a["answer"] for a in fast["answers"]] == slow  # ...of both paths alike
+    with peft_model.disable_adapter():  # switched off: the base model's answers
+        assert [evaluate(peft_model, tokenizer, [ex], max_new_tokens=10, with_answers=True)[
+            "answers"][0]["answer"] for ex in examples[:2]] == base_slow[:2]
+    peft_model.unload()
+
+
 def test_loss_plot_is_a_png(tmp_path: Path) -> None:
     history = [{"epoch": 1, "train_loss": 3.0, "val_loss": 3.2},
                {"epoch": 2, "train_loss": 2.0, "val_loss": 2.9},

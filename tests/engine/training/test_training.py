@@ -159,6 +159,70 @@ def test_training_lowers_the_loss_and_moves_answers_toward_the_references(
     assert result.tokens > 0
 
 
+def test_a_run_continues_from_an_earlier_runs_adapter(tiny_model, tokenizer) -> None:
+    """The tune's final pass goes on from the selection run's adapter: it starts where that
+    run ended (a low loss on what it learnt), not from a fresh adapter; an adapter of other
+    LoRA settings is refused and the base model handed back unchanged."""
+    from engine.training.checkpoint import trainable_weights
+
+    examples = faq()
+    first = train(tiny_model, tokenizer, examples[:8], [], TrainConfig(epochs=8, **FAST))
+    learnt = trainable_weights(first.model)
+    model = first.model.unload()
+    fresh = train(model, tokenizer, examples[:8], [], TrainConfig(epochs=1, **FAST))
+    model = fresh.model.unload()
+    going_on = train(model, tokenizer, examples, [], TrainConfig(epochs=1, **FAST),
+                     start_from=learnt)
+    model = going_on.model.unload()
+    assert first.history[0]["train_loss"] - first.history[-1]["train_loss"] > 1.0
+    # fresh starts as high as the first run did; the continuation well below, new pairs and all
+    assert going_on.history[0]["train_loss"] < fresh.history[0]["train_loss"] - 1.0
+    other = TrainConfig(epochs=1, lora_r=4, lora_alpha=8, **FAST)
+    with pytest.raises(InvalidInput, match="does not match"):
+        train(model, tokenizer, examples, [], other, start_from=learnt)
+    assert not [n for n, _ in model.named_parameters() if "lora_" in n]
+
+
+def test_the_shared_system_prompt_computed_once_gives_the_same_loss_and_gradients(
+        tiny_model, tokenizer) -> None:
+    """Every row of a batch starts with the same system prompt: it goes through the model
+    once and the rows continue from its keys and values. Loss and LoRA gradients are those
+    of the full forward pass; a batch without a long enough shared prefix takes the full
+    pass."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from engine.training.encoding import encode_all
+    from engine.training.loop import answer_loss_sum, collate, shared_prefix
+
+    peft_model = get_peft_model(tiny_model, LoraConfig(
+        r=4, lora_alpha=8, init_lora_weights=False, target_modules=["q_proj", "v_proj",
+                                                                    "down_proj"]))
+    encoded = encode_all(tokenizer, faq()[:5], 1024)
+    ids, labels = collate(encoded, tokenizer.pad_token_id, torch.device("cpu"))
+    system = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+    assert system.startswith("<|im_start|>system")  # the template's default system prompt
+    assert shared_prefix(ids, labels) >= 20
+    figures = []
+    for share in (False, True):
+        peft_model.zero_grad()
+        loss, count = answer_loss_sum(peft_model, ids, labels, share_prefix=share)
+        loss.backward()
+        figures.append((float(loss), count, {n: p.grad.clone() for n, p in
+                                              peft_model.named_parameters() if p.requires_grad}))
+    (full, n_full, g_full), (shared, n_shared, g_shared) = figures
+    assert n_full == n_shared and shared == pytest.approx(full, rel=1e-5)
+    for name, grad in g_full.items():
+        assert torch.allclose(g_shared[name], grad, rtol=1e-4, atol=1e-6 * grad.abs().max()), name
+    assert shared_prefix(ids[:1], labels[:1]) == 0  # one row: nothing to share
+    other = encode_all(tokenizer, [[{"role": "system", "content": "Be brief."}, *faq()[0]]],
+                       1024)
+    mixed, mixed_labels = collate(encoded[:1] + other, tokenizer.pad_token_id,
+                                  torch.device("cpu"))
+    assert shared_prefix(mixed, mixed_labels) == 0  # "<|im_start|>system\n" alone is too short
+    peft_model.unload()
+
+
 def test_sgd_trains_too(tiny_model, tokenizer) -> None:
     config = TrainConfig(epochs=4, optimizer="sgd", learning_rate=0.5, batch_size=5,
                          warmup_ratio=0.0)

@@ -42,13 +42,15 @@ def test_tune_stores_a_live_version_trained_on_every_example(engine, admin, tmp_
     card = engine.catalog.card(admin, "door-bot")
     assert result["version"] == 1 and card.live_version == 1
     version = card.versions[0]
-    assert version.notes.startswith("Trained on all 12 examples of doors.csv for 2 epochs")
-    assert "did not see the test split" in version.notes
+    assert version.notes.startswith("Trained for 2 epochs on the train split (as requested), "
+                                    "then 2 more on all 12 examples of doors.csv")
+    assert "from before the test split was trained on" in version.notes
     held_out = version.metrics_after["n"]
     assert held_out >= 1 and version.metrics_before["n"] == held_out
     assert {"token_f1", "exact_match", "loss"} <= set(version.metrics_before)
     assert 0.0 <= version.metrics_after["trained_questions_f1"] <= 1.0
     assert version.hyperparams["epochs"] == 2 and version.hyperparams["final_examples"] == 12
+    assert version.hyperparams["final_epochs"] == 2
     assert result["adapter"].startswith("artifact:")  # by content hash, not a local path
     entry = engine.catalog.resolve(admin, "door-bot")
     assert engine.catalog.live_target(entry).adapter_path == result["adapter"]
