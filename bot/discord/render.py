@@ -14,15 +14,17 @@ import discord
 
 from bot.core.reply import Button, Reply
 from bot.core.text import split_text as split_pieces
+from bot.discord.limits import (
+    CUSTOM_ID_LIMIT,
+    EMBED_DESCRIPTION_LIMIT,
+    EMBED_TOTAL_LIMIT,
+    FIELD_NAME_LIMIT,
+    FIELD_VALUE_LIMIT,
+    MAX_FIELDS,
+    MESSAGE_LIMIT,
+)
 
-MESSAGE_LIMIT = 2000
-EMBED_DESCRIPTION_LIMIT = 4096
-FIELD_NAME_LIMIT = 256
-FIELD_VALUE_LIMIT = 1024
-MAX_FIELDS = 25
-EMBED_TOTAL_LIMIT = 6000
 BUTTON_PREFIX = "gptstore:"
-CUSTOM_ID_LIMIT = 100
 COLOURS = {"success": 0x2ECC71, "error": 0xE74C3C, "busy": 0xF1C40F, "info": 0x5865F2}
 
 
