@@ -25,6 +25,7 @@ from bot.core.text import unexpected_reply
 from bot.discord.chat import DiscordChat
 from bot.discord.commands import build_store_group, run_text
 from bot.discord.context import DiscordDeps
+from bot.discord.rating import RatingButton
 from bot.discord.render import button_command
 from bot.discord.transport import RebasedHTTPClient, use_webhook_base
 from engine.errors import InvalidInput
@@ -65,6 +66,7 @@ class StoreClient(discord.AutoShardedClient):
                                                        flags.gateway_message_content_limited))
         if self.intents.message_content and not self.message_content_granted:
             self.deps.log.warning(NO_MESSAGE_CONTENT)
+        self.add_dynamic_items(RatingButton)  # answers' 👍/👎, from before a restart too
         await self.tree.sync()
 
     def announcer(self, poll_s: float = 10.0) -> Any:

@@ -12,6 +12,7 @@ from typing import Any, Callable, TypeVar
 
 import discord
 
+from bot.discord.pacing import EditPacer
 from engine.identity import Caller
 from engine.settings import Settings
 from engine.views import Origin
@@ -34,6 +35,11 @@ class DiscordDeps:
     edit_interval_s: float = 1.0  # streaming answers: at most one edit per this many seconds
     token_lifetime_s: float = 14 * 60.0  # interaction tokens live 15 minutes; switch before
     announce: bool = False  # announce scheduled retrains where they were set (serve: True)
+    pacer: EditPacer = None  # type: ignore[assignment]  # None: one pace per channel (below)
+
+    def __post_init__(self) -> None:
+        if self.pacer is None:
+            self.pacer = EditPacer(self.edit_interval_s, self.clock)
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking engine work in the executor, never on the event loop."""

@@ -215,8 +215,9 @@ class FakeDiscord:
         return data
 
     async def react(self, user: dict, message_id: str, emoji: str) -> None:
+        channel_id = (self.messages.get(message_id) or {}).get("channel_id") or self.channel_id
         await self.dispatch("MESSAGE_REACTION_ADD", {
-            "user_id": user["id"], "channel_id": self.channel_id, "message_id": message_id,
+            "user_id": user["id"], "channel_id": channel_id, "message_id": message_id,
             "guild_id": self.guild_id, "emoji": {"id": None, "name": emoji},
             "member": self.member_of(user), "burst": False, "type": 0})
 
