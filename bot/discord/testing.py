@@ -97,6 +97,8 @@ class FakeDiscord:
 
     # ---- life cycle -------------------------------------------------------------------
     async def start(self) -> "FakeDiscord":
+        """Serve (again, after stop(): what it recorded and stored stays, as on Discord)."""
+        self._changed, self._sockets, self._missed = asyncio.Event(), [], None
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/files/{id}/{name}", self._file)
