@@ -94,11 +94,31 @@ async def response(fake: FakeDiscord, payload: dict, timeout: float = 60.0) -> d
 
 
 def text_of(message: dict) -> str:
+    """What a user reads: the content, the embeds and the text displays of a V2 card."""
     parts = [message.get("content") or ""]
     for embed in message.get("embeds") or []:
         parts += [embed.get("title") or "", embed.get("description") or ""]
         parts += [f"{f['name']}: {f['value']}" for f in embed.get("fields") or []]
+    parts += [c.get("content") or "" for c in components(message) if c.get("type") == 10]
     return "\n".join(p for p in parts if p)
+
+
+def components(message: dict) -> list[dict]:
+    """Every component of a message, nested ones included, in order."""
+    def walk(items: list[dict]) -> list[dict]:
+        out = []
+        for c in items:
+            out.append(c)
+            out += walk(c.get("components") or [])
+            if c.get("accessory"):
+                out += walk([c["accessory"]])
+        return out
+    return walk(message.get("components") or [])
+
+
+def labels(message: dict) -> list[str]:
+    return [c.get("label") or c.get("emoji", {}).get("name", "") for c in components(message)
+            if c.get("type") == 2]
 
 
 def content(r: Recorded) -> str:

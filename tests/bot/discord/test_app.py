@@ -29,6 +29,7 @@ from tests.bot.discord.harness import (
     channel_posts,
     connected,
     content,
+    labels,
     qa_csv,
     response,
     text_of,
@@ -111,9 +112,7 @@ def test_tune_from_an_attachment_posts_progress_and_the_loss_plot(engine) -> Non
             shown = text_of(final[0].json)
             assert "finished: faq-bot v1" in shown and "Token F1" in shown
             assert final[0].files[0][0].endswith(".png") and final[0].files[0][1][:4] == b"\x89PNG"
-            labels = [c["label"] for row in final[0].json["components"]
-                      for c in row["components"]]
-            assert labels == ["Deploy", "Publish to workspace"]
+            assert labels(final[0].json) == ["Deploy", "Publish to workspace"]
             # the token had expired by then, so the status went on in a fresh channel message
             original = fake.messages[f"{asked['token']}/@original"]
             statuses = [m for m in fake.messages.values() if m["id"] != original["id"]
