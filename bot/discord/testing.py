@@ -247,12 +247,12 @@ class FakeDiscord:
         return await self._interaction(user, 3, {"custom_id": custom_id, "component_type": 2},
                                        message=message, channel_id=channel_id)
 
-    def modal_of(self, interaction: dict) -> dict:
+    async def modal_of(self, interaction: dict, timeout: float = 30.0) -> dict:
         """The modal the bot opened in answer to `interaction` (a type 9 callback)."""
-        calls = [r for r in self.requests
-                 if r.path.startswith(f"/interactions/{interaction['id']}/")]
-        assert calls and calls[0].json["type"] == 9, "the bot opened no modal"
-        return calls[0].json["data"]
+        [call] = await self.wait_for(
+            lambda r: r.path.startswith(f"/interactions/{interaction['id']}/"), timeout=timeout)
+        assert call.json["type"] == 9, f"the bot answered {call.json} instead of a modal"
+        return call.json["data"]
 
     async def submit(self, user: dict, modal: dict, values: dict[str, Any],
                      files: dict[str, list[dict]] | None = None, **where: Any) -> dict:
