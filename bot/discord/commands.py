@@ -22,7 +22,13 @@ from bot.core.command import Attachment, Command
 from bot.core.dispatch import Context, error_reply
 from bot.core.reply import Reply
 from bot.core.text import unexpected_reply
-from bot.discord.context import DiscordDeps, first_time, interaction_caller, origin_of
+from bot.discord.context import (
+    DiscordDeps,
+    first_time,
+    interaction_caller,
+    origin_of,
+    private_place,
+)
 from bot.discord.progress import DiscordJobSink
 from bot.discord.render import format_bytes, render
 from bot.discord.tune_form import TuneForm
@@ -165,8 +171,11 @@ async def run_and_respond(deps: DiscordDeps, interaction: discord.Interaction, w
         reply = unexpected(deps, exc)
     await respond(deps, interaction, reply, deferred=deferred)
     if reply.job_id is not None:
-        sink = DiscordJobSink(deps, asyncio.get_running_loop(), channel=channel_of(interaction),
-                              interaction=interaction, started_at=_started(deps, interaction))
+        private = private_place(interaction)
+        channel = await interaction.user.create_dm() if private else channel_of(interaction)
+        sink = DiscordJobSink(deps, asyncio.get_running_loop(), channel=channel,
+                              interaction=interaction, started_at=_started(deps, interaction),
+                              private=private)
         deps.watcher().follow(reply.job_id, sink)
 
 
@@ -192,7 +201,7 @@ async def respond(deps: DiscordDeps, interaction: discord.Interaction, reply: Re
                   deferred: bool) -> discord.InteractionMessage | discord.WebhookMessage | None:
     """Post a Reply as the interaction's response; returns the message when it has one."""
     shown = render(reply)
-    ephemeral = reply.ephemeral or reply.is_error
+    ephemeral = reply.ephemeral or reply.is_error or private_place(interaction)
     message: Any = None
     if not deferred:
         sent = await interaction.response.send_message(ephemeral=ephemeral, **shown.kwargs())

@@ -86,10 +86,27 @@ def make_caller(user: discord.abc.User, channel: Any, guild_id: int | None, *,
 
 
 def interaction_caller(interaction: discord.Interaction, admin_role: str | None) -> Caller:
+    """The caller of a slash command, button or form; through a user install where the app
+    is not installed itself, the user's own store (as in a DM with the bot)."""
     channel = interaction.channel or discord.Object(interaction.channel_id or 0)
+    if users_own(interaction):
+        return make_caller(interaction.user, discord.Object(interaction.channel_id or 0), None,
+                           permissions=None, admin_role=None)
     return make_caller(interaction.user, channel, interaction.guild_id,
                        permissions=interaction.permissions if interaction.guild_id else None,
                        admin_role=admin_role)
+
+
+def users_own(interaction: discord.Interaction) -> bool:
+    """Reached through the user's own install, outside a server that has the app: a DM with
+    the bot, a DM or group DM between users, or a server without the bot."""
+    return interaction.is_user_integration() and not interaction.is_guild_integration()
+
+
+def private_place(interaction: discord.Interaction) -> bool:
+    """A place others read where the bot is not a member (a DM between users, a server
+    without the bot): its answers are ephemeral, and job results go to the user's DM."""
+    return users_own(interaction) and not interaction.context.dm_channel
 
 
 def message_caller(message: discord.Message, admin_role: str | None) -> Caller:

@@ -27,8 +27,10 @@ class DiscordJobSink:
     a text command in a message (no interaction: the status is a channel message)."""
 
     def __init__(self, deps: DiscordDeps, loop: asyncio.AbstractEventLoop, *, channel: Any,
-                 interaction: discord.Interaction | None = None, started_at: float = 0.0) -> None:
+                 interaction: discord.Interaction | None = None, started_at: float = 0.0,
+                 private: bool = False) -> None:
         self.deps = deps
+        self.private = private  # a place others read without the bot: followups are ephemeral
         self.loop = loop
         self.interaction = interaction
         self.started_at = started_at  # on deps.clock: when the interaction was created
@@ -87,7 +89,8 @@ class DiscordJobSink:
         message: Any = None
         if self.fresh is None and self.interaction is not None and self.token_fresh():
             try:
-                message = await self.interaction.followup.send(wait=True, **shown.kwargs())
+                message = await self.interaction.followup.send(wait=True, ephemeral=self.private,
+                                                               **shown.kwargs())
             except discord.HTTPException:
                 message = None
         if message is None:

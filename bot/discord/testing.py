@@ -80,6 +80,7 @@ class FakeDiscord:
         self.bot = self.user("gptstore", bot=True, id=self.app_id)
         self.admin = self.user("alice")
         self.member = self.user("bob")
+        self.outsiders: list[dict] = []  # users in no server of the bot (user installs)
         self.requests: list[Recorded] = []
         self.identifies: list[dict] = []  # every IDENTIFY payload (token removed)
         self.downloads: list[str] = []  # attachment ids fetched
@@ -225,7 +226,7 @@ class FakeDiscord:
 
     async def slash(self, user: dict, sub: str, options: dict[str, Any] | None = None, *,
                     attachment: dict | None = None, focused: str | None = None,
-                    where: str = "guild") -> dict:
+                    where: str = "guild", channel_id: str | None = None) -> dict:
         """Push /store SUB as an INTERACTION_CREATE; returns the interaction payload."""
         opts: list[dict] = []
         for name, value in (options or {}).items():
@@ -240,7 +241,8 @@ class FakeDiscord:
             resolved["attachments"] = {attachment["id"]: attachment}
         data = {"id": self.new_id(), "name": "store", "type": 1,
                 "options": [{"name": sub, "type": 1, "options": opts}], "resolved": resolved}
-        return await self._interaction(user, 4 if focused else 2, data, where=where)
+        return await self._interaction(user, 4 if focused else 2, data, where=where,
+                                       channel_id=channel_id)
 
     async def click(self, user: dict, custom_id: str, message: dict) -> dict:
         channel_id = message.get("channel_id") or self.channel_id
@@ -441,6 +443,13 @@ class FakeDiscord:
         body = r.json or {}
         if r.path == "/users/@me":
             return _json(self.bot)
+        if r.path == "/users/@me/channels" and r.method == "POST":
+            user = next((u for u in (self.admin, self.member, *self.outsiders)
+                         if u["id"] == str(body.get("recipient_id"))), None)
+            if user is None:
+                return _json({"message": "Unknown User", "code": 10013}, status=404)
+            return _json({"id": self.dm_of(user), "type": 1, "recipients": [user],
+                          "last_message_id": None})
         if r.path == "/oauth2/applications/@me":
             flags = MESSAGE_CONTENT_FLAGS if self.message_content_granted else 0
             return _json({"id": self.app_id, "name": "gptstore", "icon": None, "description": "",
