@@ -35,6 +35,8 @@ class DiscordDeps:
     edit_interval_s: float = 1.0  # streaming answers: at most one edit per this many seconds
     token_lifetime_s: float = 14 * 60.0  # interaction tokens live 15 minutes; switch before
     announce: bool = False  # announce scheduled retrains where they were set (serve: True)
+    durable: bool = False  # job notifications through the store (bot/discord/delivery.py)
+    delivery_poll_s: float = 1.0  # how often the store's watches are looked at (durable)
     pacer: EditPacer = None  # type: ignore[assignment]  # None: one pace per channel (below)
 
     def __post_init__(self) -> None:
