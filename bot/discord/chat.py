@@ -135,8 +135,7 @@ class DiscordChat:
         tokens.put_nowait(None)  # after every token: they were queued before the reply
         await pumping
         if reply.text:
-            footer = "".join(f"\n-# {line}" for line in footer_lines(reply))
-            stream.answer.replace(reply.text + footer)
+            stream.answer.replace(answer_text(reply))
         posted = await stream.show(final=True, rated=reply.message_id is not None)
         if reply.message_id is not None and posted:
             await self.deps.off_loop(self.deps.dispatcher.answer_posted, reply.message_id,
@@ -257,6 +256,12 @@ class _Anonymous:
         self.id = user_id
         self.name = str(user_id)
         self.display_name = self.name
+
+
+def answer_text(reply: Reply) -> str:
+    """A chat answer as posted: its text, then its sources and who answered as `-#` lines
+    (Discord's small grey subtext)."""
+    return reply.text + "".join(f"\n-# {line}" for line in footer_lines(reply))
 
 
 def thread_name(text: str) -> str:

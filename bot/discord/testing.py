@@ -76,6 +76,7 @@ class FakeDiscord:
         self.app_id = self.new_id()
         self.guild_id = self.new_id()
         self.channel_id = self.new_id()
+        self.channels = [self.channel_id]  # the guild's text channels
         self.admin_role_id = self.new_id()
         self.bot = self.user("gptstore", bot=True, id=self.app_id)
         self.admin = self.user("alice")
@@ -152,7 +153,8 @@ class FakeDiscord:
         if channel_id in self.threads:
             return self.threads[channel_id]
         return {"id": channel_id or self.channel_id, "type": 0, "guild_id": self.guild_id,
-                "name": "general", "position": 0, "permission_overwrites": [], "parent_id": None,
+                "name": "general" if (channel_id or self.channel_id) == self.channels[0]
+                else f"channel-{channel_id}", "position": 0, "permission_overwrites": [], "parent_id": None,
                 "nsfw": False, "topic": None, "last_message_id": None, "rate_limit_per_user": 0}
 
     def guild(self) -> dict:
@@ -165,7 +167,8 @@ class FakeDiscord:
                 "roles": [everyone, admins], "emojis": [], "stickers": [], "features": [],
                 "member_count": 3, "large": False, "unavailable": False, "joined_at": _now(),
                 "members": [self.member_of(u) for u in (self.bot, self.admin, self.member)],
-                "channels": [self.channel()], "threads": list(self.threads.values()),
+                "channels": [self.channel(c) for c in self.channels],
+                "threads": list(self.threads.values()),
                 "presences": [], "voice_states": [],
                 "premium_tier": 0, "preferred_locale": "en-US", "verification_level": 0,
                 "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
@@ -197,6 +200,13 @@ class FakeDiscord:
             return
         for ws in list(self._sockets):
             await ws.send_str(frame)
+
+    async def add_channel(self) -> str:
+        """A new text channel in the guild (CHANNEL_CREATE); returns its id."""
+        channel_id = self.new_id()
+        self.channels.append(channel_id)
+        await self.dispatch("CHANNEL_CREATE", self.channel(channel_id))
+        return channel_id
 
     async def drop(self, code: int = 4000) -> None:
         """Close the gateway connection as Discord does on a hiccup (4000: resumable); events

@@ -89,3 +89,19 @@ def test_without_the_right_to_open_threads_the_answer_replies_and_follows_the_ch
             assert turns == [("user", "Hi there"), ("assistant", "Hello world!"),
                              ("user", "And then?")]
     asyncio.run(scenario())
+
+
+def test_a_mention_elsewhere_is_answered_by_the_servers_default_model(scripted) -> None:
+    async def scenario() -> None:
+        async with connected(scripted) as (fake, _):
+            made = await response(fake, await fake.slash(fake.admin, "deploy",
+                                                         {"model": "tiny", "where": "default"}))
+            assert "wherever no model is deployed" in text_of(made)
+            other = await fake.add_channel()  # another channel, with nothing deployed
+            question = await fake.post_message(fake.member, "hello?", mention_bot=True,
+                                               channel_id=other)
+            [answer] = await fake.until(lambda: [m for m in bot_messages(fake, question["id"])
+                                                 if "-# " in m["content"]])
+            assert "-# Answered by tiny (this workspace's default model" in answer["content"]
+            assert "`/store deploy MODEL` picks one for this channel" in answer["content"]
+    asyncio.run(scenario())
