@@ -169,13 +169,13 @@ async def run_and_respond(deps: DiscordDeps, interaction: discord.Interaction, w
         reply = await task
     except Exception as exc:  # a bug: the user must not be left with "thinking..."
         reply = unexpected(deps, exc)
-    await respond(deps, interaction, reply, deferred=deferred)
+    message = await respond(deps, interaction, reply, deferred=deferred)
     if reply.job_id is not None:
         private = private_place(interaction)
         channel = await interaction.user.create_dm() if private else channel_of(interaction)
         sink = DiscordJobSink(deps, asyncio.get_running_loop(), channel=channel,
                               interaction=interaction, started_at=_started(deps, interaction),
-                              private=private)
+                              private=private, status_id=message.id if message else None)
         deps.watcher().follow(reply.job_id, sink)
 
 

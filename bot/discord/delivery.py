@@ -5,8 +5,9 @@ Following a job records its place (channel, interaction, private) as a watch in 
 (bot/core/delivery.py: Deliveries); whichever `gptstore serve --discord` process is alive
 reports it. The sinks this process made itself are reused while it runs (they can still
 edit the interaction's own message for its 15 minutes); a place from another process or from
-before a restart becomes a sink that posts to the channel (a DM for a user install's private
-places, as the watch recorded it).
+before a restart becomes a sink that edits the recorded status message through the channel
+(or posts a fresh one when that fails) and posts the result to the channel (a DM for a user
+install's private places, as the watch recorded it). No interaction token is stored.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ class DiscordPlaces:
         self.deps, self.loop, self.client = deps, loop, client
         self._live: OrderedDict[str, DiscordJobSink] = OrderedDict()
 
-    def remember(self, sink: DiscordJobSink) -> None:
-        self._live[_key(sink.place())] = sink
+    def remember(self, sink: DiscordJobSink, key: str | None = None) -> None:
+        self._live[key or _key(sink.place())] = sink
         while len(self._live) > LIVE_SINKS:
             self._live.popitem(last=False)
 
@@ -42,7 +43,9 @@ class DiscordPlaces:
             sink = DiscordJobSink(self.deps, self.loop, channel=channel,
                                   private=bool(place.get("private")))
             sink.key = str(place.get("sink", ""))
-            self.remember(sink)
+            if str(place.get("status", "")).isdigit():  # edit the status message there is
+                sink.fresh = channel.get_partial_message(int(place["status"]))
+            self.remember(sink, key)
         return sink
 
 

@@ -29,8 +29,9 @@ class DiscordJobSink:
 
     def __init__(self, deps: DiscordDeps, loop: asyncio.AbstractEventLoop, *, channel: Any,
                  interaction: discord.Interaction | None = None, started_at: float = 0.0,
-                 private: bool = False) -> None:
+                 private: bool = False, status_id: int | None = None) -> None:
         self.deps = deps
+        self.status_id = status_id  # the status message (the interaction's own), once known
         self.private = private  # a place others read without the bot: followups are ephemeral
         self.key = uuid.uuid4().hex[:12]  # names this sink's place among the live ones
         self.loop = loop
@@ -109,8 +110,9 @@ class DiscordJobSink:
         """Where this sink reports, as JSON (no token): another serve process, or this one
         after a restart, rebuilds a sink for the same channel from it."""
         started = self.interaction.id if self.interaction is not None else 0
+        status = self.status_id or (self.fresh.id if self.fresh is not None else None)
         return {"channel": str(getattr(self._channel, "id", "")), "message": str(started),
-                "private": self.private, "sink": self.key}
+                "private": self.private, "sink": self.key, "status": str(status or "")}
 
     def delivered(self, job: JobView, reply: Reply) -> bool:
         """Whether the result is already among the channel's latest messages (posted by a

@@ -30,10 +30,15 @@ def held(settings, tiny_base_dir, admin: Caller):
     eng.close()
 
 
-def end(engine, job_id: int) -> None:
-    """The job fails in a worker elsewhere, while no Discord process is up."""
+def run(engine, job_id: int) -> None:
+    """A worker elsewhere takes the job."""
     now = engine.clock()
     engine.db.retrying(lambda s: job_store.claim(s, job_id, "worker", now, now))
+
+
+def end(engine, job_id: int) -> None:
+    """The job fails in that worker."""
+    now = engine.clock()
     engine.db.retrying(lambda s: job_store.finish(s, job_id, "worker", 1, "failed", now,
                                                   error=FAILED))
 
@@ -64,19 +69,32 @@ def test_a_result_reaches_the_channel_once_after_a_restart(held) -> None:
             assert watch.platform == "discord" and watch.place["channel"] == fake.channel_id
             return job_id  # the process stops while the job still runs
 
+    def statuses() -> list[dict]:
+        return list({m["id"]: m for m in fake.messages.values()
+                     if m["author"]["id"] == fake.bot["id"]
+                     and (m.get("content") or "").startswith(f"Job {job_id} (faq-bot): ")
+                     }.values())
+
     async def after(job_id: int) -> None:
         async with connected(held, fake, **DURABLE) as (_, client):
+            await asyncio.to_thread(end, held, job_id)
             [result] = await fake.until(lambda: results(fake))
             assert result["channel_id"] == fake.channel_id
             assert f"Tuning faq-bot failed: {FAILED}" in text_of(result)
+            await asyncio.to_thread(client.deliveries.stop)  # its loop ends; nothing is pending
             assert await asyncio.to_thread(client.deliveries.poll_once) == 0
+            # the status message of before the restart was closed through the channel
+            [status] = statuses()
+            assert status["content"] == f"Job {job_id} (faq-bot): failed."
+            assert fake.find("PATCH", f"/channels/{fake.channel_id}/messages/{status['id']}")
         async with connected(held, fake, **DURABLE) as (_, client):  # and once more
+            await asyncio.to_thread(client.deliveries.stop)
             assert await asyncio.to_thread(client.deliveries.poll_once) == 0
         assert len(results(fake)) == 1
         assert held.watches.of_job(job_id)[0].state == "delivered"
 
     job_id = asyncio.run(before())
-    end(held, job_id)
+    run(held, job_id)  # while no Discord process is up
     asyncio.run(after(job_id))
 
 
@@ -95,6 +113,7 @@ def test_a_result_left_half_done_is_posted_only_if_it_is_not_there(
         assert len(results(fake)) == 1  # exactly once either way
 
     job_id = asyncio.run(before())
+    run(held, job_id)
     end(held, job_id)
     [watch] = held.watches.claim("discord", "serve-dead")
     assert held.watches.begin_finish(watch.id, "serve-dead")  # it was about to post ...
