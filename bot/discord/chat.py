@@ -13,6 +13,7 @@ one carrying 👍/👎 buttons (bot/discord/rating.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from typing import Any
 
@@ -63,8 +64,10 @@ class DiscordChat:
                 return
         if not text.strip() or not await first_time(self.deps, f"discord:message:{message.id}"):
             return
+        history = await self.history(message, me)  # a reply chain it continues, if any
         thread = await self.open_thread(message, text)
-        history = [] if thread is not None else await self.history(message, me)
+        if thread is not None:  # the answer, and the conversation, belong to the thread
+            caller = dataclasses.replace(caller, thread=str(thread.id))
         ctx = Context(caller=caller, reply_ref=_reference_id(message),
                       origin=origin_of(caller, message=str(message.id)))
         await self.stream_answer(message, ctx, text, history, place=thread)
