@@ -23,7 +23,6 @@ from bot.core.command import Attachment
 from bot.core.dispatch import Context, error_reply
 from bot.core.reply import Reply
 from bot.core.streaming import GrowingAnswer
-from bot.core.text import footer_lines
 from bot.discord.commands import download, upload_refusal
 from bot.discord.context import (
     DiscordDeps,
@@ -35,7 +34,7 @@ from bot.discord.context import (
 from bot.discord.limits import THREAD_NAME_LIMIT
 from bot.discord.progress import DiscordJobSink
 from bot.discord.rating import rating_view
-from bot.discord.render import render, split_text
+from bot.discord.render import answer_text, render, split_text
 from engine.errors import InvalidInput
 
 HISTORY_LIMIT = 20  # earlier messages of a thread or reply chain given as context
@@ -259,12 +258,6 @@ class _Anonymous:
         self.id = user_id
         self.name = str(user_id)
         self.display_name = self.name
-
-
-def answer_text(reply: Reply) -> str:
-    """A chat answer as posted: its text, then its sources and who answered as `-#` lines
-    (Discord's small grey subtext)."""
-    return reply.text + "".join(f"\n-# {line}" for line in footer_lines(reply))
 
 
 def thread_name(text: str) -> str:

@@ -30,6 +30,7 @@ from bot.discord.context import (
     private_place,
 )
 from bot.discord.progress import DiscordJobSink
+from bot.discord.rating import rating_view
 from bot.discord.render import format_bytes, render
 from bot.discord.tune_form import TuneForm
 from engine.errors import InvalidInput
@@ -203,8 +204,10 @@ async def respond(deps: DiscordDeps, interaction: discord.Interaction, reply: Re
     shown = render(reply)
     ephemeral = reply.ephemeral or reply.is_error or private_place(interaction)
     message: Any = None
+    rated = {"view": rating_view()} if reply.message_id is not None and not ephemeral else {}
     if not deferred:
-        sent = await interaction.response.send_message(ephemeral=ephemeral, **shown.kwargs())
+        sent = await interaction.response.send_message(ephemeral=ephemeral,
+                                                       **{**shown.kwargs(), **rated})
         if not ephemeral:
             message = sent.resource if isinstance(sent.resource, discord.InteractionMessage) \
                 else await interaction.original_response()
@@ -212,7 +215,8 @@ async def respond(deps: DiscordDeps, interaction: discord.Interaction, reply: Re
         await interaction.delete_original_response()
         await interaction.followup.send(ephemeral=True, **shown.kwargs())
     else:
-        message = await interaction.edit_original_response(**shown.kwargs(edit=True))
+        message = await interaction.edit_original_response(**{**shown.kwargs(edit=True),
+                                                               **rated})
     for piece in shown.more:
         await interaction.followup.send(piece, ephemeral=ephemeral)
     if reply.message_id is not None and message is not None:

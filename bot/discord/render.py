@@ -15,6 +15,7 @@ from typing import Any
 import discord
 
 from bot.core.reply import Button, Reply
+from bot.core.text import footer_lines
 from bot.core.text import split_text as split_pieces
 from bot.discord.layout import BUTTON_PREFIX, card_view
 from bot.discord.limits import (
@@ -65,7 +66,8 @@ def render(reply: Reply) -> Rendered:
     plain = (reply.kind in ("chat", "error", "busy")
              or not (reply.title or reply.fields or reply.image))
     if plain:
-        pieces = split_text(reply.text or reply.title or "(empty)")
+        text = answer_text(reply) if reply.kind == "chat" and reply.text else reply.text
+        pieces = split_text(text or reply.title or "(empty)")
         return Rendered(content=pieces[0], buttons=reply.buttons, more=pieces[1:])
     colour = COLOURS.get(reply.kind, COLOURS["info"])
     path = str(reply.image) if reply.image else None
@@ -86,6 +88,12 @@ def render(reply: Reply) -> Rendered:
     if path:
         embed.set_image(url=f"attachment://{attachment_name(path)}")
     return Rendered(embed=embed, file_path=path, buttons=reply.buttons)
+
+
+def answer_text(reply: Reply) -> str:
+    """A chat answer as posted: its text, then its sources and who answered as `-#` lines
+    (Discord's small grey subtext)."""
+    return reply.text + "".join(f"\n-# {line}" for line in footer_lines(reply))
 
 
 def attachment_name(path: str) -> str:

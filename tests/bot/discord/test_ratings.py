@@ -97,3 +97,17 @@ def test_a_split_answer_carries_the_buttons_on_its_last_message(scripted, admin:
                 fake.admin, f"gptstore-rate:up:{first}", last)))
             await until(lambda: ratings(scripted, admin) == (2, 0))
     asyncio.run(scenario())
+
+
+def test_an_answer_to_slash_chat_carries_the_buttons_too(scripted, admin: Caller) -> None:
+    async def scenario() -> None:
+        async with connected(scripted) as (fake, _):
+            asked = await fake.slash(fake.member, "chat", {"model": "tiny", "message": "Hi"})
+            shown = await response(fake, asked)
+            assert shown["content"].startswith("Hello world!")
+            assert [b[1] for b in buttons(shown)] == ["gptstore-rate:up", "gptstore-rate:down"]
+            original = fake.messages[f"{asked['token']}/@original"]
+            await until(lambda: answer_logged(scripted, fake, original["id"]))
+            await response(fake, await fake.click(fake.member, "gptstore-rate:up", original))
+            await until(lambda: ratings(scripted, admin) == (1, 0))
+    asyncio.run(scenario())

@@ -61,7 +61,8 @@ def test_sizes_read_like_people_write_them() -> None:
 
 def test_an_answer_shows_its_sources_and_who_answered_as_subtext() -> None:
     from bot.core.cards import answer_reply
-    from bot.discord.chat import answer_text, thread_name
+    from bot.discord.chat import thread_name
+    from bot.discord.render import answer_text
     from engine.views import ChatAnswer, Source
 
     answer = ChatAnswer(text="Refunds take 5 days.", model_name="acme", version=2,
