@@ -87,3 +87,14 @@ def test_a_card_with_many_fields_stays_within_the_components_v2_limits() -> None
     payload = {"flags": COMPONENTS_V2, "components": view.to_components()}
     assert problems(payload) == []
     assert len(labels(payload)) == 5  # one beside the title, four in the row
+
+
+def test_a_deferred_card_replaces_the_thinking_message(engine) -> None:
+    async def scenario() -> None:  # ack_within_s=0: every command counts as slow
+        async with connected(engine, ack_within_s=0.0) as (fake, _):
+            asked = await fake.slash(fake.member, "info", {"model": "tiny"})
+            shown = await response(fake, asked)
+            assert fake.find("POST", f"/interactions/{asked['id']}/")[0].json["type"] == 5
+            assert shown["flags"] & COMPONENTS_V2 and "## tiny" in text_of(shown)
+            assert labels(shown) == []  # a base model: nothing to deploy from its card
+    asyncio.run(scenario())
