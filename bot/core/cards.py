@@ -32,7 +32,7 @@ def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = 
         body = f"{text}\n{body}"
     buttons = () if card.is_base else (Button("Deploy here", f"deploy {card.name}", "primary"),)
     return Reply(title=title or card.name, text=body, fields=tuple(fields), kind=kind,
-                 buttons=buttons)
+                 buttons=buttons, card=True)
 
 
 def search_reply(cards: list[ModelCard], words: str) -> Reply:

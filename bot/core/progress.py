@@ -202,7 +202,7 @@ def final_reply(job: JobView, *, files: Callable[[str], Path | None] | None = No
         text += f" Loss plot: {image}"
     return Reply(title=f"Job {job.id} finished: {name}" + (f" v{version}" if version else ""),
                  text=text, fields=tuple(fields), image=image, kind="success", job_id=job.id,
-                 buttons=(Button("Deploy", f"deploy {name}", "primary"),
+                 card=True, buttons=(Button("Deploy", f"deploy {name}", "primary"),
                           Button("Publish to workspace", f"publish {name} workspace")))
 
 
@@ -236,4 +236,4 @@ def _retrain_reply(job: JobView, verdict: RetrainVerdict) -> Reply:
     title = (f"Job {job.id}: {job.model_name} v{verdict.version} is live"
              if verdict.promoted else f"Job {job.id}: {job.model_name} kept its live version")
     return Reply(title=title, text=verdict.message or verdict.reason, fields=tuple(fields),
-                 kind="success" if verdict.promoted else "info", job_id=job.id)
+                 kind="success" if verdict.promoted else "info", job_id=job.id, card=True)

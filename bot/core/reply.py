@@ -29,6 +29,7 @@ class Reply:
     message_id: int | None = None  # set for a chat answer: the logged message id
     note: str = ""  # a chat answer's attribution: which model answered and how to pick another
     sources: tuple[Source, ...] = ()  # a chat answer's sources, shown under it
+    card: bool = False  # a model card or a job's result: shown as a card where a platform can
 
     @property
     def is_error(self) -> bool:

@@ -25,6 +25,8 @@ from bot.core.text import unexpected_reply
 from bot.discord.chat import DiscordChat
 from bot.discord.commands import build_store_group, run_text
 from bot.discord.context import DiscordDeps
+from bot.discord.delivery import start_deliveries
+from bot.discord.rating import RatingButton
 from bot.discord.render import button_command
 from bot.discord.transport import RebasedHTTPClient, use_webhook_base
 from engine.errors import InvalidInput
@@ -50,6 +52,7 @@ class StoreClient(discord.AutoShardedClient):
         self.tree.add_command(build_store_group(deps))
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
         self.message_content_granted: bool | None = None
+        self.deliveries: Any = None  # bot.core.delivery.Deliveries when deps.durable
 
     def _get_state(self, **options: Any) -> Any:
         self.http = RebasedHTTPClient.replacing(self.http, self._api_base)
@@ -65,7 +68,19 @@ class StoreClient(discord.AutoShardedClient):
                                                        flags.gateway_message_content_limited))
         if self.intents.message_content and not self.message_content_granted:
             self.deps.log.warning(NO_MESSAGE_CONTENT)
+        self.add_dynamic_items(RatingButton)  # answers' 👍/👎, from before a restart too
+        if self.deps.durable and self.deliveries is None:
+            # job progress and results come from the store, so a restart loses none
+            self.deliveries, follower = start_deliveries(self.deps, self,
+                                                         poll_s=self.deps.delivery_poll_s)
+            self.deps.watcher_factory = lambda: follower
         await self.tree.sync()
+
+    async def close(self) -> None:
+        if self.deliveries is not None:  # hand the watches over to another process at once
+            await asyncio.to_thread(self.deliveries.stop)
+            self.deliveries = None
+        await super().close()
 
     def announcer(self, poll_s: float = 10.0) -> Any:
         """Announces scheduled retrains in the channel where their schedule was set (call
@@ -133,12 +148,14 @@ def build_discord_client(engine: Any, settings: Settings, *, dispatcher: Any = N
                          log: logging.Logger | None = None,
                          clock: Callable[[], float] = time.monotonic,
                          ack_within_s: float = 2.0, edit_interval_s: float = 1.0,
-                         guild_ready_timeout: float = 2.0, announce: bool = False) -> StoreClient:
+                         guild_ready_timeout: float = 2.0, announce: bool = False,
+                         durable: bool = False, delivery_poll_s: float = 1.0) -> StoreClient:
     """The Discord client for `engine`; not connected (call `start(token)`).
 
     The keyword arguments are seams: the core's dispatcher, the executor for blocking engine
     work, the job watcher, the clock, how soon to defer, how often to edit a growing answer,
-    and how long to wait for servers at start.
+    and how long to wait for servers at start. `durable` (serve) follows jobs through the
+    store instead (bot/discord/delivery.py), looking every `delivery_poll_s`.
     """
     if dispatcher is None:
         from bot.core.dispatch import Dispatcher
@@ -146,7 +163,8 @@ def build_discord_client(engine: Any, settings: Settings, *, dispatcher: Any = N
     deps = DiscordDeps(engine=engine, dispatcher=dispatcher, settings=settings,
                        executor=executor, clock=clock, watcher_factory=watcher_factory,
                        ack_within_s=ack_within_s, edit_interval_s=edit_interval_s,
-                       announce=announce, log=log or logging.getLogger("gptstore.discord"))
+                       announce=announce, durable=durable, delivery_poll_s=delivery_poll_s,
+                       log=log or logging.getLogger("gptstore.discord"))
     # Replies echo user text and model output: neither may ping @everyone, roles or users.
     return StoreClient(deps, intents=intents or default_intents(),
                        api_base=settings.discord_api_url, guild_ready_timeout=guild_ready_timeout,
@@ -177,4 +195,4 @@ async def run(engine: Any, settings: Settings, **options: Any) -> None:
 
 def serve(engine: Any, settings: Settings) -> None:
     """`gptstore serve --discord`: run the client until interrupted."""
-    asyncio.run(run(engine, settings, announce=True))
+    asyncio.run(run(engine, settings, announce=True, durable=True))

@@ -4,6 +4,9 @@ interaction is answered: directly when the core is quick, else deferred and foll
 Each subcommand's typed options come from `Dispatcher.commands()` (a Q&A file becomes an
 attachment option, numbers become number options, model names autocomplete from the
 catalog); the invocation becomes a `Command` value and goes through the one dispatcher.
+`/store tune` without a file opens the tune form instead (bot/discord/tune_form.py), so its
+options are all optional here. The group can be used where the app is installed in a server
+and, installed by a user, in DMs and private channels (user installs).
 """
 
 from __future__ import annotations
@@ -19,21 +22,34 @@ from bot.core.command import Attachment, Command
 from bot.core.dispatch import Context, error_reply
 from bot.core.reply import Reply
 from bot.core.text import unexpected_reply
-from bot.discord.context import DiscordDeps, first_time, interaction_caller, origin_of
+from bot.discord.context import (
+    DiscordDeps,
+    first_time,
+    interaction_caller,
+    origin_of,
+    private_place,
+)
 from bot.discord.progress import DiscordJobSink
+from bot.discord.rating import rating_view
 from bot.discord.render import format_bytes, render
+from bot.discord.tune_form import TuneForm
 from engine.errors import InvalidInput
 
 ANNOTATIONS: dict[str, Any] = {"str": str, "int": int, "float": float, "choice": str,
                                "file": discord.Attachment}
 AUTOCOMPLETE_SCAN = 200  # models whose names are matched against what was typed
 MODEL_OPTIONS = frozenset({"model", "base"})  # values that name a store model: autocomplete
+FORMS = frozenset({"tune"})  # left without its file, the command opens a form
+# A server install, and a user install: the user's own /store in DMs and private channels.
+INSTALLS = app_commands.AppInstallationType(guild=True, user=True)
+CONTEXTS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
 
 
 def build_store_group(deps: DiscordDeps) -> app_commands.Group:
     """`/store SUBCOMMAND ...`, one subcommand per command of the language."""
     group = app_commands.Group(name="store", description="Find, fine-tune, deploy and chat "
-                                                         "with language models")
+                                                         "with language models",
+                               allowed_installs=INSTALLS, allowed_contexts=CONTEXTS)
     for spec in deps.dispatcher.commands():
         group.add_command(_subcommand(deps, spec))
     return group
@@ -52,10 +68,11 @@ def _subcommand(deps: DiscordDeps, spec: Any) -> app_commands.Command:
     descriptions, choices, autocomplete = {}, {}, {}
     for option in spec.options:
         annotation = ANNOTATIONS.get(option.type, str)
+        required = option.required and spec.name not in FORMS  # the form asks for the rest
         params.append(inspect.Parameter(
             option.name, inspect.Parameter.KEYWORD_ONLY,
-            annotation=annotation if option.required else Optional[annotation],
-            default=inspect.Parameter.empty if option.required else None))
+            annotation=annotation if required else Optional[annotation],
+            default=inspect.Parameter.empty if required else None))
         descriptions[option.name] = (option.help or option.name)[:100]
         if option.type == "choice" and option.choices:
             choices[option.name] = [app_commands.Choice(name=c, value=c) for c in option.choices]
@@ -86,8 +103,14 @@ def _text(value: Any) -> str:
 
 async def answer_command(deps: DiscordDeps, interaction: discord.Interaction, spec: Any,
                          values: dict[str, Any]) -> None:
-    caller = interaction_caller(interaction, deps.settings.discord_admin_role)
     uploads = [v for v in values.values() if isinstance(v, discord.Attachment)]
+    if spec.name in FORMS and not uploads:  # a modal must be the first answer, within 3 s
+        name = values.get("name") or ""
+        await interaction.response.send_modal(TuneForm(
+            lambda i, text, files, problem: submit_form(deps, i, text, files, problem),
+            name=str(name), options=values))
+        return
+    caller = interaction_caller(interaction, deps.settings.discord_admin_role)
     refused = upload_refusal(deps, uploads)
     if refused is not None:
         await respond(deps, interaction, refused, deferred=False)
@@ -101,6 +124,27 @@ async def answer_command(deps: DiscordDeps, interaction: discord.Interaction, sp
         ctx = Context(caller=caller, attachments=files,
                       origin=origin_of(caller, interaction=str(interaction.id)))
         return await deps.off_loop(deps.dispatcher.handle, to_command(spec, values, files), ctx)
+
+    await run_and_respond(deps, interaction, work())
+
+
+async def submit_form(deps: DiscordDeps, interaction: discord.Interaction, text: str,
+                      uploads: list[discord.Attachment], problem: str | None) -> None:
+    """A submitted tune form: its command text, run with the uploaded file attached."""
+    refused = error_reply(InvalidInput(problem)) if problem else upload_refusal(deps, uploads)
+    if refused is not None:
+        await respond(deps, interaction, refused, deferred=False)
+        return
+    caller = interaction_caller(interaction, deps.settings.discord_admin_role)
+
+    async def work() -> Reply:
+        try:
+            files = tuple([Attachment(a.filename, await download(deps, a)) for a in uploads])
+        except InvalidInput as exc:
+            return error_reply(exc)
+        ctx = Context(caller=caller, attachments=files,
+                      origin=origin_of(caller, interaction=str(interaction.id)))
+        return await deps.off_loop(deps.dispatcher.handle_text, text, ctx)
 
     await run_and_respond(deps, interaction, work())
 
@@ -126,10 +170,13 @@ async def run_and_respond(deps: DiscordDeps, interaction: discord.Interaction, w
         reply = await task
     except Exception as exc:  # a bug: the user must not be left with "thinking..."
         reply = unexpected(deps, exc)
-    await respond(deps, interaction, reply, deferred=deferred)
+    message = await respond(deps, interaction, reply, deferred=deferred)
     if reply.job_id is not None:
-        sink = DiscordJobSink(deps, asyncio.get_running_loop(), channel=channel_of(interaction),
-                              interaction=interaction, started_at=_started(deps, interaction))
+        private = private_place(interaction)
+        channel = await interaction.user.create_dm() if private else channel_of(interaction)
+        sink = DiscordJobSink(deps, asyncio.get_running_loop(), channel=channel,
+                              interaction=interaction, started_at=_started(deps, interaction),
+                              private=private, status_id=message.id if message else None)
         deps.watcher().follow(reply.job_id, sink)
 
 
@@ -155,10 +202,12 @@ async def respond(deps: DiscordDeps, interaction: discord.Interaction, reply: Re
                   deferred: bool) -> discord.InteractionMessage | discord.WebhookMessage | None:
     """Post a Reply as the interaction's response; returns the message when it has one."""
     shown = render(reply)
-    ephemeral = reply.ephemeral or reply.is_error
+    ephemeral = reply.ephemeral or reply.is_error or private_place(interaction)
     message: Any = None
+    rated = {"view": rating_view()} if reply.message_id is not None and not ephemeral else {}
     if not deferred:
-        sent = await interaction.response.send_message(ephemeral=ephemeral, **shown.kwargs())
+        sent = await interaction.response.send_message(ephemeral=ephemeral,
+                                                       **{**shown.kwargs(), **rated})
         if not ephemeral:
             message = sent.resource if isinstance(sent.resource, discord.InteractionMessage) \
                 else await interaction.original_response()
@@ -166,7 +215,8 @@ async def respond(deps: DiscordDeps, interaction: discord.Interaction, reply: Re
         await interaction.delete_original_response()
         await interaction.followup.send(ephemeral=True, **shown.kwargs())
     else:
-        message = await interaction.edit_original_response(**shown.kwargs(edit=True))
+        message = await interaction.edit_original_response(**{**shown.kwargs(edit=True),
+                                                               **rated})
     for piece in shown.more:
         await interaction.followup.send(piece, ephemeral=ephemeral)
     if reply.message_id is not None and message is not None:

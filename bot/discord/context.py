@@ -12,6 +12,7 @@ from typing import Any, Callable, TypeVar
 
 import discord
 
+from bot.discord.pacing import EditPacer
 from engine.identity import Caller
 from engine.settings import Settings
 from engine.views import Origin
@@ -34,6 +35,13 @@ class DiscordDeps:
     edit_interval_s: float = 1.0  # streaming answers: at most one edit per this many seconds
     token_lifetime_s: float = 14 * 60.0  # interaction tokens live 15 minutes; switch before
     announce: bool = False  # announce scheduled retrains where they were set (serve: True)
+    durable: bool = False  # job notifications through the store (bot/discord/delivery.py)
+    delivery_poll_s: float = 1.0  # how often the store's watches are looked at (durable)
+    pacer: EditPacer = None  # type: ignore[assignment]  # None: one pace per channel (below)
+
+    def __post_init__(self) -> None:
+        if self.pacer is None:
+            self.pacer = EditPacer(self.edit_interval_s, self.clock)
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking engine work in the executor, never on the event loop."""
@@ -80,10 +88,27 @@ def make_caller(user: discord.abc.User, channel: Any, guild_id: int | None, *,
 
 
 def interaction_caller(interaction: discord.Interaction, admin_role: str | None) -> Caller:
+    """The caller of a slash command, button or form; through a user install where the app
+    is not installed itself, the user's own store (as in a DM with the bot)."""
     channel = interaction.channel or discord.Object(interaction.channel_id or 0)
+    if users_own(interaction):
+        return make_caller(interaction.user, discord.Object(interaction.channel_id or 0), None,
+                           permissions=None, admin_role=None)
     return make_caller(interaction.user, channel, interaction.guild_id,
                        permissions=interaction.permissions if interaction.guild_id else None,
                        admin_role=admin_role)
+
+
+def users_own(interaction: discord.Interaction) -> bool:
+    """Reached through the user's own install, outside a server that has the app: a DM with
+    the bot, a DM or group DM between users, or a server without the bot."""
+    return interaction.is_user_integration() and not interaction.is_guild_integration()
+
+
+def private_place(interaction: discord.Interaction) -> bool:
+    """A place others read where the bot is not a member (a DM between users, a server
+    without the bot): its answers are ephemeral, and job results go to the user's DM."""
+    return users_own(interaction) and not interaction.context.dm_channel
 
 
 def message_caller(message: discord.Message, admin_role: str | None) -> Caller:

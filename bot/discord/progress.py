@@ -9,6 +9,7 @@ The JobWatcher calls this sink from its own thread; each call runs on the client
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any, Coroutine
 
 import discord
@@ -27,8 +28,12 @@ class DiscordJobSink:
     a text command in a message (no interaction: the status is a channel message)."""
 
     def __init__(self, deps: DiscordDeps, loop: asyncio.AbstractEventLoop, *, channel: Any,
-                 interaction: discord.Interaction | None = None, started_at: float = 0.0) -> None:
+                 interaction: discord.Interaction | None = None, started_at: float = 0.0,
+                 private: bool = False, status_id: int | None = None) -> None:
         self.deps = deps
+        self.status_id = status_id  # the status message (the interaction's own), once known
+        self.private = private  # a place others read without the bot: followups are ephemeral
+        self.key = uuid.uuid4().hex[:12]  # names this sink's place among the live ones
         self.loop = loop
         self.interaction = interaction
         self.started_at = started_at  # on deps.clock: when the interaction was created
@@ -79,15 +84,17 @@ class DiscordJobSink:
 
     async def _finish(self, job: JobView, reply: Reply) -> None:
         try:  # the status line says it is over, and its Cancel button goes
-            await self._edit_status(content=f"Job {job.id} ({job.model_name}): {job.state}.",
-                                    view=None)
+            if self.interaction is not None or self.fresh is not None:
+                await self._edit_status(content=f"Job {job.id} ({job.model_name}): "
+                                                f"{job.state}.", view=None)
         except discord.HTTPException:
             self.deps.log.info("could not close the status message of job %s", job.id)
         shown = render(reply)
         message: Any = None
         if self.fresh is None and self.interaction is not None and self.token_fresh():
             try:
-                message = await self.interaction.followup.send(wait=True, **shown.kwargs())
+                message = await self.interaction.followup.send(wait=True, ephemeral=self.private,
+                                                               **shown.kwargs())
             except discord.HTTPException:
                 message = None
         if message is None:
@@ -97,3 +104,44 @@ class DiscordJobSink:
 
     def channel(self) -> Any:
         return self._channel
+
+    # -- durable delivery (bot/core/delivery.py) -------------------------------------------
+    def place(self) -> dict[str, Any]:
+        """Where this sink reports, as JSON (no token): another serve process, or this one
+        after a restart, rebuilds a sink for the same channel from it."""
+        started = self.interaction.id if self.interaction is not None else 0
+        status = self.status_id or (self.fresh.id if self.fresh is not None else None)
+        return {"channel": str(getattr(self._channel, "id", "")), "message": str(started),
+                "private": self.private, "sink": self.key, "status": str(status or "")}
+
+    def delivered(self, job: JobView, reply: Reply) -> bool:
+        """Whether the result is already among the channel's latest messages (posted by a
+        process that died before it could record so)."""
+        future = asyncio.run_coroutine_threadsafe(self._find(reply), self.loop)
+        try:
+            return bool(future.result(timeout=CALL_TIMEOUT_S))
+        except Exception:  # cannot tell: post it (a duplicate is better than nothing)
+            return False
+
+    async def _find(self, reply: Reply) -> bool:
+        use_webhook_base(self.deps.settings.discord_api_url)
+        wanted = reply.title or reply.text
+        async for message in self.channel().history(limit=50):
+            if message.author.bot:
+                if wanted and wanted in shown_text(message):
+                    return True
+        return False
+
+
+def shown_text(message: discord.Message) -> str:
+    """The text a message shows: content, embed titles and texts, V2 text displays."""
+    parts = [message.content or ""]
+    for embed in message.embeds:
+        parts += [embed.title or "", embed.description or ""]
+
+    def walk(items: Any) -> None:
+        for item in items or []:
+            parts.append(getattr(item, "content", "") or "")
+            walk(getattr(item, "children", None) or getattr(item, "components", None))
+    walk(message.components)
+    return "\n".join(p for p in parts if p)

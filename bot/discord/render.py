@@ -1,8 +1,10 @@
-"""Reply values as Discord messages: plain text split at 2,000 characters, embeds, files, buttons.
+"""Reply values as Discord messages: plain text split at 2,000 characters, embeds, Components
+V2 cards, files, buttons.
 
 Chat answers and errors are plain text (so they read like a person's message and can be
-copied); cards, job results and anything with fields become one embed; a reply's image (a
-job's loss plot) travels as an attached file shown inside the embed.
+copied); model cards and job results (`Reply.card`) become a Components V2 card
+(bot/discord/layout.py) with the loss plot in a media gallery; anything else with fields
+becomes one embed. A reply's image travels as an attached file shown inside the card or embed.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from typing import Any
 import discord
 
 from bot.core.reply import Button, Reply
+from bot.core.text import footer_lines
 from bot.core.text import split_text as split_pieces
+from bot.discord.layout import BUTTON_PREFIX, card_view
+from bot.discord.limits import (
+    CUSTOM_ID_LIMIT,
+    EMBED_DESCRIPTION_LIMIT,
+    EMBED_TOTAL_LIMIT,
+    FIELD_NAME_LIMIT,
+    FIELD_VALUE_LIMIT,
+    MAX_FIELDS,
+    MESSAGE_LIMIT,
+)
 
-MESSAGE_LIMIT = 2000
-EMBED_DESCRIPTION_LIMIT = 4096
-FIELD_NAME_LIMIT = 256
-FIELD_VALUE_LIMIT = 1024
-MAX_FIELDS = 25
-EMBED_TOTAL_LIMIT = 6000
-BUTTON_PREFIX = "gptstore:"
-CUSTOM_ID_LIMIT = 100
 COLOURS = {"success": 0x2ECC71, "error": 0xE74C3C, "busy": 0xF1C40F, "info": 0x5865F2}
 
 
@@ -35,16 +40,17 @@ class Rendered:
     file_path: str | None = None
     buttons: tuple[Button, ...] = ()
     more: list[str] = field(default_factory=list)
+    layout: discord.ui.LayoutView | None = None  # a Components V2 card: no content, no embeds
 
     def kwargs(self, *, edit: bool = False) -> dict[str, Any]:
         """Keyword arguments for send (or edit: files go in `attachments`); call per send,
         since a discord.File is read once."""
-        out: dict[str, Any] = {"content": self.content,
-                               "embeds": [self.embed] if self.embed else []}
+        out: dict[str, Any] = {} if self.layout is not None else {
+            "content": self.content, "embeds": [self.embed] if self.embed else []}
         if self.file_path:
             files = [discord.File(self.file_path, filename=attachment_name(self.file_path))]
             out["attachments" if edit else "files"] = files
-        view = button_view(self.buttons)
+        view = self.layout or button_view(self.buttons)
         if view is not None:
             out["view"] = view
         return out
@@ -60,11 +66,17 @@ def render(reply: Reply) -> Rendered:
     plain = (reply.kind in ("chat", "error", "busy")
              or not (reply.title or reply.fields or reply.image))
     if plain:
-        pieces = split_text(reply.text or reply.title or "(empty)")
+        text = answer_text(reply) if reply.kind == "chat" and reply.text else reply.text
+        pieces = split_text(text or reply.title or "(empty)")
         return Rendered(content=pieces[0], buttons=reply.buttons, more=pieces[1:])
+    colour = COLOURS.get(reply.kind, COLOURS["info"])
+    path = str(reply.image) if reply.image else None
+    if reply.card:
+        name = attachment_name(path) if path else None
+        return Rendered(layout=card_view(reply, colour, name), file_path=path)
     embed = discord.Embed(title=_cut(reply.title, 256) or None,
                           description=_cut(reply.text, EMBED_DESCRIPTION_LIMIT) or None,
-                          colour=COLOURS.get(reply.kind, COLOURS["info"]))
+                          colour=colour)
     budget = EMBED_TOTAL_LIMIT - len(embed.title or "") - len(embed.description or "")
     for i, (name, value) in enumerate(reply.fields[:MAX_FIELDS]):
         name, value = _cut(name, FIELD_NAME_LIMIT) or "-", _cut(value, FIELD_VALUE_LIMIT) or "-"
@@ -73,10 +85,15 @@ def render(reply: Reply) -> Rendered:
             embed.add_field(name="\u2026", value=f"{len(reply.fields) - i} more not shown")
             break
         embed.add_field(name=name, value=value, inline=len(value) < 40)
-    path = str(reply.image) if reply.image else None
     if path:
         embed.set_image(url=f"attachment://{attachment_name(path)}")
     return Rendered(embed=embed, file_path=path, buttons=reply.buttons)
+
+
+def answer_text(reply: Reply) -> str:
+    """A chat answer as posted: its text, then its sources and who answered as `-#` lines
+    (Discord's small grey subtext)."""
+    return reply.text + "".join(f"\n-# {line}" for line in footer_lines(reply))
 
 
 def attachment_name(path: str) -> str:

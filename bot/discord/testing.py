@@ -1,9 +1,17 @@
 """A local fake Discord for tests: a real HTTP + WebSocket server on 127.0.0.1 (aiohttp).
 
 It serves the REST routes the bot calls (recording every request), the gateway protocol
-(HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME) and downloadable attachments,
-and lets a test push MESSAGE_CREATE, INTERACTION_CREATE and MESSAGE_REACTION_ADD dispatches.
-REST replies carry the content type exactly `application/json`, as discord.py requires.
+(HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME with the events missed while
+the connection was down) and downloadable attachments, and lets a test push MESSAGE_CREATE,
+INTERACTION_CREATE (slash commands, button clicks, modal submissions; from a server, a DM or
+a user install) and MESSAGE_REACTION_ADD dispatches. REST replies carry the content type
+exactly `application/json`, as discord.py requires.
+
+Like Discord it refuses (400) a message or modal outside Discord's limits (bot/discord/limits.py;
+the refusals are kept in `refused`), opens threads on messages (THREAD_CREATE), and can be
+told to fail the next edits (`fail_edits`), to answer the next writes with 429 and a
+`retry_after` (`throttle`), to keep a per-channel rate-limit bucket with X-RateLimit headers
+(`bucket`), and to drop the gateway connection so that the client resumes (`drop()`).
 """
 
 from __future__ import annotations
@@ -18,8 +26,11 @@ from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
+from bot.discord.limits import COMPONENTS_V2, modal_problems, problems
+
 MANAGE_GUILD = 1 << 5
-EVERYDAY = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 6)  # view, send, embed, attach, history, react
+EVERYDAY = ((1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 6)  # view, send,
+            | (1 << 35) | (1 << 38))  # embed, attach, history, react, create threads, send in them
 MESSAGE_CONTENT_FLAGS = (1 << 18) | (1 << 19)  # GATEWAY_MESSAGE_CONTENT(_LIMITED)
 MESSAGE_CONTENT_INTENT = 1 << 15
 DISCORD_EPOCH_MS = 1420070400000
@@ -35,6 +46,7 @@ class Recorded:
     files: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, data)
     query: dict[str, str] = field(default_factory=dict)
     authorization: str = ""
+    status: int = 200  # what the fake answered
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -46,18 +58,30 @@ class FakeDiscord:
     """One guild (`guild_id`) with a text channel, an admin and a plain member."""
 
     def __init__(self, *, message_content_granted: bool = True,
-                 fail_webhook_edits: bool = False) -> None:
+                 fail_webhook_edits: bool = False, threads_allowed: bool = True) -> None:
         # without the grant, IDENTIFY asking for message content is closed with 4014, as Discord does
         self.message_content_granted = message_content_granted
         self.fail_webhook_edits = fail_webhook_edits  # PATCH on interaction messages -> 404
+        self.threads_allowed = threads_allowed  # False: opening a thread is refused (403)
+        self.fail_edits = 0  # the next N edits of channel messages answer 404
+        self.throttle = 0  # the next N message writes answer 429 with `retry_after`
+        self.retry_after = 0.05
+        self.bucket: tuple[int, float] | None = None  # (writes, per seconds) per channel
+        self._writes: dict[str, list[float]] = {}
+        self.refused: list[tuple[Recorded, list[str]]] = []  # payloads outside Discord's limits
+        self.threads: dict[str, dict] = {}
+        self.resumes: list[dict] = []  # every RESUME payload (token removed)
+        self._missed: list[str] | None = None  # events dispatched while the gateway was down
         self._last_id = 0
         self.app_id = self.new_id()
         self.guild_id = self.new_id()
         self.channel_id = self.new_id()
+        self.channels = [self.channel_id]  # the guild's text channels
         self.admin_role_id = self.new_id()
         self.bot = self.user("gptstore", bot=True, id=self.app_id)
         self.admin = self.user("alice")
         self.member = self.user("bob")
+        self.outsiders: list[dict] = []  # users in no server of the bot (user installs)
         self.requests: list[Recorded] = []
         self.identifies: list[dict] = []  # every IDENTIFY payload (token removed)
         self.downloads: list[str] = []  # attachment ids fetched
@@ -71,9 +95,12 @@ class FakeDiscord:
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._dms: dict[str, str] = {}
 
     # ---- life cycle -------------------------------------------------------------------
     async def start(self) -> "FakeDiscord":
+        """Serve (again, after stop(): what it recorded and stored stays, as on Discord)."""
+        self._changed, self._sockets, self._missed = asyncio.Event(), [], None
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/files/{id}/{name}", self._file)
@@ -123,8 +150,11 @@ class FakeDiscord:
                 "url": url, "proxy_url": url, "content_type": "text/plain"}
 
     def channel(self, channel_id: str | None = None) -> dict:
+        if channel_id in self.threads:
+            return self.threads[channel_id]
         return {"id": channel_id or self.channel_id, "type": 0, "guild_id": self.guild_id,
-                "name": "general", "position": 0, "permission_overwrites": [], "parent_id": None,
+                "name": "general" if (channel_id or self.channel_id) == self.channels[0]
+                else f"channel-{channel_id}", "position": 0, "permission_overwrites": [], "parent_id": None,
                 "nsfw": False, "topic": None, "last_message_id": None, "rate_limit_per_user": 0}
 
     def guild(self) -> dict:
@@ -137,7 +167,9 @@ class FakeDiscord:
                 "roles": [everyone, admins], "emojis": [], "stickers": [], "features": [],
                 "member_count": 3, "large": False, "unavailable": False, "joined_at": _now(),
                 "members": [self.member_of(u) for u in (self.bot, self.admin, self.member)],
-                "channels": [self.channel()], "threads": [], "presences": [], "voice_states": [],
+                "channels": [self.channel(c) for c in self.channels],
+                "threads": list(self.threads.values()),
+                "presences": [], "voice_states": [],
                 "premium_tier": 0, "preferred_locale": "en-US", "verification_level": 0,
                 "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
                 "nsfw_level": 0, "system_channel_flags": 0, "afk_timeout": 300}
@@ -162,8 +194,27 @@ class FakeDiscord:
 
     # ---- pushing events -----------------------------------------------------------------
     async def dispatch(self, event: str, data: dict) -> None:
+        frame = json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data})
+        if self._missed is not None:  # the connection is down: replayed on RESUME
+            self._missed.append(frame)
+            return
         for ws in list(self._sockets):
-            await ws.send_str(json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data}))
+            await ws.send_str(frame)
+
+    async def add_channel(self) -> str:
+        """A new text channel in the guild (CHANNEL_CREATE); returns its id."""
+        channel_id = self.new_id()
+        self.channels.append(channel_id)
+        await self.dispatch("CHANNEL_CREATE", self.channel(channel_id))
+        return channel_id
+
+    async def drop(self, code: int = 4000) -> None:
+        """Close the gateway connection as Discord does on a hiccup (4000: resumable); events
+        dispatched until the client resumes are replayed then."""
+        self._missed = []
+        sockets, self._sockets = list(self._sockets), []
+        for ws in sockets:
+            await ws.close(code=code, message=b"Unknown error")
 
     async def post_message(self, author: dict, content: str, *, mention_bot: bool = False,
                            **kw: Any) -> dict:
@@ -177,13 +228,15 @@ class FakeDiscord:
         return data
 
     async def react(self, user: dict, message_id: str, emoji: str) -> None:
+        channel_id = (self.messages.get(message_id) or {}).get("channel_id") or self.channel_id
         await self.dispatch("MESSAGE_REACTION_ADD", {
-            "user_id": user["id"], "channel_id": self.channel_id, "message_id": message_id,
+            "user_id": user["id"], "channel_id": channel_id, "message_id": message_id,
             "guild_id": self.guild_id, "emoji": {"id": None, "name": emoji},
             "member": self.member_of(user), "burst": False, "type": 0})
 
     async def slash(self, user: dict, sub: str, options: dict[str, Any] | None = None, *,
-                    attachment: dict | None = None, focused: str | None = None) -> dict:
+                    attachment: dict | None = None, focused: str | None = None,
+                    where: str = "guild", channel_id: str | None = None) -> dict:
         """Push /store SUB as an INTERACTION_CREATE; returns the interaction payload."""
         opts: list[dict] = []
         for name, value in (options or {}).items():
@@ -198,23 +251,71 @@ class FakeDiscord:
             resolved["attachments"] = {attachment["id"]: attachment}
         data = {"id": self.new_id(), "name": "store", "type": 1,
                 "options": [{"name": sub, "type": 1, "options": opts}], "resolved": resolved}
-        return await self._interaction(user, 4 if focused else 2, data)
+        return await self._interaction(user, 4 if focused else 2, data, where=where,
+                                       channel_id=channel_id)
 
     async def click(self, user: dict, custom_id: str, message: dict) -> dict:
+        channel_id = message.get("channel_id") or self.channel_id
         return await self._interaction(user, 3, {"custom_id": custom_id, "component_type": 2},
-                                       message=message)
+                                       message=message, channel_id=channel_id)
 
-    async def _interaction(self, user: dict, kind: int, data: dict, **extra: Any) -> dict:
+    async def modal_of(self, interaction: dict, timeout: float = 30.0) -> dict:
+        """The modal the bot opened in answer to `interaction` (a type 9 callback)."""
+        [call] = await self.wait_for(
+            lambda r: r.path.startswith(f"/interactions/{interaction['id']}/"), timeout=timeout)
+        assert call.json["type"] == 9, f"the bot answered {call.json} instead of a modal"
+        return call.json["data"]
+
+    async def submit(self, user: dict, modal: dict, values: dict[str, Any],
+                     files: dict[str, list[dict]] | None = None, **where: Any) -> dict:
+        """Submit `modal` as a user would: `values` by custom_id (a text, or a list of picked
+        options), `files` by custom_id (attachments from add_file)."""
+        files = files or {}
+        sent, resolved = [], {}
+        for top in modal["components"]:
+            inner = top.get("component") or (top.get("components") or [{}])[0]
+            cid = inner.get("custom_id")
+            if inner.get("type") == 19:
+                picked = files.get(cid, [])
+                resolved.update({a["id"]: a for a in picked})
+                answer = {"type": 19, "custom_id": cid, "values": [a["id"] for a in picked]}
+            elif inner.get("type") == 4:
+                answer = {"type": 4, "custom_id": cid, "value": str(values.get(cid, ""))}
+            else:
+                answer = {"type": inner.get("type"), "custom_id": cid,
+                          "values": list(values.get(cid, []))}
+            sent.append({"type": 18, "id": top.get("id"), "component": answer})
+        data = {"custom_id": modal["custom_id"], "components": sent,
+                "resolved": {"attachments": resolved} if resolved else {}}
+        return await self._interaction(user, 5, data, **where)
+
+    async def _interaction(self, user: dict, kind: int, data: dict, *, where: str = "guild",
+                           channel_id: str | None = None, **extra: Any) -> dict:
+        """`where`: "guild" (the app installed in the server), "dm" (the user's DM with the
+        bot) or "private" (a DM between users, reached through a user install only)."""
         payload = {"id": self.new_id(), "application_id": self.app_id, "type": kind,
                    "token": f"itoken-{self.new_id()}", "version": 1, "data": data,
-                   "guild_id": self.guild_id, "channel_id": self.channel_id,
-                   "channel": self.channel(), "locale": "en-US", "guild_locale": "en-US",
-                   "member": dict(self.member_of(user), permissions=str(self.permissions_of(user))),
-                   "app_permissions": str(EVERYDAY), "entitlements": [],
-                   "authorizing_integration_owners": {"0": self.guild_id}, "context": 0,
+                   "locale": "en-US", "app_permissions": str(EVERYDAY), "entitlements": [],
                    "attachment_size_limit": 25 * 1024 * 1024, **extra}
+        if where == "guild":
+            channel_id = channel_id or self.channel_id
+            payload.update(guild_id=self.guild_id, channel_id=channel_id, guild_locale="en-US",
+                           channel=self.channel(channel_id), context=0,
+                           member=dict(self.member_of(user),
+                                       permissions=str(self.permissions_of(user))),
+                           authorizing_integration_owners={"0": self.guild_id})
+        else:
+            channel_id = channel_id or self.dm_of(user)
+            payload.update(channel_id=channel_id, user=user,
+                           channel={"id": channel_id, "type": 1, "recipients": [user]},
+                           context=1 if where == "dm" else 2,
+                           authorizing_integration_owners={"1": user["id"]})
         await self.dispatch("INTERACTION_CREATE", payload)
         return payload
+
+    def dm_of(self, user: dict) -> str:
+        """The id of the DM channel between `user` and the bot (made on first use)."""
+        return self._dms.setdefault(user["id"], self.new_id())
 
     # ---- waiting ------------------------------------------------------------------------
     async def until(self, condition: Callable[[], Any], *, timeout: float = 60.0) -> Any:
@@ -263,13 +364,102 @@ class FakeDiscord:
             record.json = await request.json()
         self.requests.append(record)
         self._changed.set()
-        return self._answer(record)
+        answer = self._limited(record) or self._refusal(record) or await self._answer(record)
+        record.status = answer.status
+        return answer
 
-    def _answer(self, r: Recorded) -> web.Response:
+    # ---- Discord's rules: limits, rate limits, failures ----------------------------------
+    def _message_write(self, r: Recorded) -> tuple[dict | None, str] | None:
+        """(the message payload, its channel or token) when `r` writes a message."""
+        parts = r.path.strip("/").split("/")
+        body = r.json if isinstance(r.json, dict) else {}
+        if parts[0] == "channels" and parts[2:3] == ["messages"] and len(parts) <= 4 \
+                and r.method in ("POST", "PATCH"):
+            return body, parts[1]
+        if parts[0] == "webhooks" and r.method in ("POST", "PATCH"):
+            return body, parts[2]
+        if parts[0] == "interactions" and body.get("type") in (4, 7):
+            return body.get("data") or {}, parts[2]
+        return None
+
+    def _limited(self, r: Recorded) -> web.Response | None:
+        write = self._message_write(r)
+        if write is None:
+            return None
+        if self.throttle > 0:
+            self.throttle -= 1
+            return self._too_many(self.retry_after)
+        if self.bucket is None:
+            return None
+        limit, per_s = self.bucket
+        now = time.monotonic()
+        recent = [t for t in self._writes.get(write[1], []) if now - t < per_s]
+        if len(recent) >= limit:
+            self._writes[write[1]] = recent
+            return self._too_many(per_s - (now - recent[0]))
+        recent.append(now)
+        self._writes[write[1]] = recent
+        self._bucket_headers = {"X-RateLimit-Bucket": f"messages-{write[1]}",
+                                "X-RateLimit-Limit": str(limit),
+                                "X-RateLimit-Remaining": str(limit - len(recent)),
+                                "X-RateLimit-Reset-After": f"{per_s - (now - recent[0]):.3f}"}
+        return None
+
+    def _too_many(self, retry_after: float) -> web.Response:
+        return web.Response(status=429, body=json.dumps({
+            "message": "You are being rate limited.", "retry_after": round(retry_after, 3),
+            "global": False}).encode(), headers={
+            "Content-Type": "application/json", "Via": "1.1 google",
+            "Retry-After": str(max(1, round(retry_after))), "X-RateLimit-Scope": "user"})
+
+    def _refusal(self, r: Recorded) -> web.Response | None:
+        body = r.json if isinstance(r.json, dict) else {}
+        parts = r.path.strip("/").split("/")
+        if parts[0] == "interactions" and body.get("type") == 9:
+            found = modal_problems(body.get("data"))
+        else:
+            write = self._message_write(r)
+            if write is None:
+                return None
+            was_v2 = bool(self._edited(r).get("flags", 0) & COMPONENTS_V2) \
+                if r.method == "PATCH" else False
+            found = problems(write[0], was_v2=was_v2)
+        if not found:
+            return None
+        self.refused.append((r, found))
+        return _json({"message": "Invalid Form Body", "code": 50035,
+                      "errors": {"_errors": [{"code": "BASE_TYPE_INVALID", "message": m}
+                                             for m in found]}}, status=400)
+
+    def _edited(self, r: Recorded) -> dict:
+        parts = r.path.strip("/").split("/")
+        if parts[0] == "webhooks":
+            key = f"{parts[2]}/@original" if parts[-1] == "@original" else parts[-1]
+            return self.messages.get(key) or {}
+        return self.messages.get(parts[-1]) or {}
+
+    async def _answer(self, r: Recorded) -> web.Response:
+        response = self._route(r)
+        if self.bucket is not None and getattr(self, "_bucket_headers", None):
+            response.headers.update(self._bucket_headers)
+            self._bucket_headers = {}
+        if getattr(self, "_created_thread", None):
+            thread, self._created_thread = self._created_thread, None
+            await self.dispatch("THREAD_CREATE", dict(thread, newly_created=True))
+        return response
+
+    def _route(self, r: Recorded) -> web.Response:
         parts = r.path.strip("/").split("/")
         body = r.json or {}
         if r.path == "/users/@me":
             return _json(self.bot)
+        if r.path == "/users/@me/channels" and r.method == "POST":
+            user = next((u for u in (self.admin, self.member, *self.outsiders)
+                         if u["id"] == str(body.get("recipient_id"))), None)
+            if user is None:
+                return _json({"message": "Unknown User", "code": 10013}, status=404)
+            return _json({"id": self.dm_of(user), "type": 1, "recipients": [user],
+                          "last_message_id": None})
         if r.path == "/oauth2/applications/@me":
             flags = MESSAGE_CONTENT_FLAGS if self.message_content_granted else 0
             return _json({"id": self.app_id, "name": "gptstore", "icon": None, "description": "",
@@ -283,6 +473,8 @@ class FakeDiscord:
         if parts[0] == "applications" and parts[-1] == "commands" and r.method == "PUT":
             return _json([dict(c, id=self.new_id(), application_id=self.app_id, version="1")
                           for c in body])
+        if parts[0] == "channels" and parts[2:3] == ["messages"] and parts[-1] == "threads":
+            return self._open_thread(parts[1], parts[3], body)
         if parts[0] == "channels" and parts[2:3] == ["messages"]:
             return self._channel_message(r, parts[1], parts[3] if len(parts) > 3 else None, body)
         if parts[0] == "channels" and parts[2:3] == ["typing"]:
@@ -292,6 +484,31 @@ class FakeDiscord:
         if parts[0] == "webhooks":
             return self._webhook(r, parts[2], parts[4] if len(parts) > 4 else None, body)
         return _json({"message": "Unknown route", "code": 0}, status=404)
+
+    def _open_thread(self, channel_id: str, message_id: str, body: dict) -> web.Response:
+        """A thread started on a message: it takes the message's id, as on Discord."""
+        if not self.threads_allowed:
+            return _json({"message": "Missing Permissions", "code": 50013}, status=403)
+        if message_id not in self.messages:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        if message_id in self.threads:
+            return _json({"message": "A thread has already been created for this message",
+                          "code": 160004}, status=400)
+        name = str(body.get("name") or "")
+        if not 1 <= len(name) <= 100:
+            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+        thread = {"id": message_id, "type": 11, "guild_id": self.guild_id,
+                  "parent_id": channel_id, "owner_id": self.bot["id"], "name": name,
+                  "last_message_id": None, "rate_limit_per_user": 0, "message_count": 0,
+                  "member_count": 1, "flags": 0, "total_message_sent": 0,
+                  "thread_metadata": {"archived": False, "locked": False,
+                                      "auto_archive_duration": body.get(
+                                          "auto_archive_duration", 1440),
+                                      "archive_timestamp": _now()}}
+        self.threads[message_id] = thread
+        self.messages[message_id]["thread"] = thread
+        self._created_thread = thread
+        return _json(thread, status=201)
 
     def _store(self, key: str | None, body: dict, r: Recorded, channel_id: str | None = None,
                old: dict | None = None) -> dict:
@@ -315,14 +532,20 @@ class FakeDiscord:
     def _channel_message(self, r: Recorded, channel_id: str, message_id: str | None,
                          body: dict) -> web.Response:
         if message_id is None and r.method == "GET":
-            found = [m for m in self.messages.values() if m["channel_id"] == channel_id]
-            return _json(sorted(found, key=lambda m: int(m["id"]), reverse=True)[:50])
+            before = int(r.query.get("before") or 1 << 64)
+            found = {m["id"]: m for m in self.messages.values()
+                     if m["channel_id"] == channel_id and int(m["id"]) < before}
+            newest = sorted(found.values(), key=lambda m: int(m["id"]), reverse=True)
+            return _json(newest[:int(r.query.get("limit") or 50)])
         if message_id is None:
             return _json(self._store(None, body, r, channel_id))
         old = self.messages.get(message_id)
         if old is None:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
         if r.method == "PATCH":
+            if self.fail_edits > 0:
+                self.fail_edits -= 1
+                return _json({"message": "Unknown Message", "code": 10008}, status=404)
             return _json(self._store(None, body, r, old=old))
         return _json(old)
 
@@ -336,6 +559,8 @@ class FakeDiscord:
                                           "response_message_loading": kind == 5,
                                           "response_message_ephemeral": bool(data.get("flags", 0) & 64)},
                           "resource": {"type": kind, "message": message}})
+        if kind == 7:  # the clicked message, updated
+            return _json({"interaction": {"id": interaction_id, "type": 3}})
         return _json({"interaction": {"id": interaction_id, "type": 2}})
 
     def _webhook(self, r: Recorded, token: str, message_id: str | None, body: dict) -> web.Response:
@@ -371,9 +596,15 @@ class FakeDiscord:
                 if wants_content and not self.message_content_granted:
                     await ws.close(code=4014, message=b"Disallowed intent(s).")
                     break
+                self._missed = None
                 self._sockets.append(ws)
                 await self._ready(ws)
             elif op == 6:
+                self.resumes.append({k: v for k, v in frame["d"].items() if k != "token"})
+                self._changed.set()
+                missed, self._missed = self._missed or [], None
+                for event in missed:  # Discord replays what the client missed
+                    await ws.send_str(event)
                 self._sockets.append(ws)
                 await ws.send_str(json.dumps({"op": 0, "t": "RESUMED", "s": next(self._seq), "d": {}}))
         if ws in self._sockets:

@@ -155,7 +155,7 @@ def test_chat_text_with_mentions_and_markup_gets_a_safe_answer(store) -> None:
 def test_discord_replies_never_allow_mentions(engine) -> None:
     """The real discord.py client against the fake Discord: a slash reply echoing
     "@everyone" goes out with allowed_mentions parse=[] (Discord then pings nobody)."""
-    from tests.bot.discord.test_app import connected, response, text_of
+    from tests.bot.discord.harness import connected, response, text_of
 
     async def scenario() -> None:
         async with connected(engine) as (fake, client):

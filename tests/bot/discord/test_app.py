@@ -11,124 +11,30 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
-from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, AsyncIterator
 
 import pytest
 
 from bot.core.progress import JobWatcher
-from bot.discord.app import build_discord_client, run
+from bot.discord.app import run
 from bot.discord.render import MESSAGE_LIMIT, split_text
-from bot.discord.testing import MESSAGE_CONTENT_INTENT, FakeDiscord, Recorded
+from bot.discord.testing import MESSAGE_CONTENT_INTENT, FakeDiscord
 from engine.identity import Caller
 from engine.views import Origin
-
-TOKEN = "test-token-do-not-log"
-EPHEMERAL = 64
-THUMBS_UP, THUMBS_DOWN = "\U0001F44D", "\U0001F44E"
-
-
-def qa_csv(n: int) -> bytes:
-    lines = ["question,answer"] + [f"How do I do task {i}?,Open menu {i} and press Go {i}."
-                                   for i in range(n)]
-    return ("\n".join(lines) + "\n").encode()
-
-
-class ScriptedRunner:
-    """A chat runner that streams `script`; when gated, waits for the test after each piece."""
-
-    def __init__(self) -> None:
-        self.script: list[str] = ["Hello", " world", "!"]
-        self.gated = False
-        self.gate = threading.Semaphore(0)
-        self.calls: list[list[dict]] = []
-
-    def answer(self, target: Any, messages: list[dict], *, on_token: Any = None, **_: Any) -> Any:
-        self.calls.append(messages)
-        for piece in self.script:
-            if on_token is not None:
-                on_token(piece)
-            if self.gated and not self.gate.acquire(timeout=60):
-                raise TimeoutError("the test never released the runner")
-        return SimpleNamespace(text="".join(self.script), tokens=len(self.script), latency_ms=1)
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def scripted(settings, tiny_base_dir: Path, admin: Caller):
-    """An Engine whose chat answers come from a ScriptedRunner, with "tiny" public."""
-    from engine.app import Engine
-
-    runner = ScriptedRunner()
-    eng = Engine.open(settings, runner=runner)
-    eng.catalog.add_base(admin, "tiny", str(tiny_base_dir), description="A tiny test model")
-    eng.catalog.publish(admin, "tiny", "public")
-    eng.test_runner = runner  # type: ignore[attr-defined]
-    yield eng
-    eng.close()
-
-
-@contextlib.asynccontextmanager
-async def connected(engine: Any, fake: FakeDiscord | None = None,
-                    **options: Any) -> AsyncIterator[tuple[FakeDiscord, Any]]:
-    """The real client, started against a fake Discord, until the block ends."""
-    fake = await (fake or FakeDiscord()).start()
-    settings = engine.settings.with_(discord_api_url=fake.api_url, discord_token=TOKEN,
-                                     **options.pop("settings", {}))
-    options.setdefault("edit_interval_s", 0.0)
-    options.setdefault("guild_ready_timeout", 0.05)
-    client = build_discord_client(engine, settings, **options)
-    task = asyncio.create_task(client.start(TOKEN))
-    try:
-        await asyncio.wait_for(client.wait_until_ready(), 60)
-        await fake.wait_for(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
-        yield fake, client
-    except BaseException:
-        for r in fake.requests:  # shown by pytest when the test fails
-            print(r.method, r.path, str(r.json)[:300], [f for f, _ in r.files])
-        raise
-    finally:
-        await client.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
-        await fake.stop()
-
-
-async def response(fake: FakeDiscord, payload: dict, timeout: float = 60.0) -> dict:
-    """The interaction's answer: the callback's message, or the followup after a deferral."""
-    def answered() -> dict | None:
-        calls = [r for r in fake.requests if r.path.startswith(f"/interactions/{payload['id']}/")]
-        if not calls:
-            return None
-        if calls[0].json["type"] == 4:
-            return dict(calls[0].json["data"], files=calls[0].files)
-        for r in fake.requests:
-            if (payload["token"] in r.path and r.method in ("PATCH", "POST")
-                    and "/interactions/" not in r.path):
-                return dict(r.json or {}, files=r.files)
-        return None
-    return await fake.until(answered, timeout=timeout)
-
-
-def text_of(message: dict) -> str:
-    parts = [message.get("content") or ""]
-    for embed in message.get("embeds") or []:
-        parts += [embed.get("title") or "", embed.get("description") or ""]
-        parts += [f"{f['name']}: {f['value']}" for f in embed.get("fields") or []]
-    return "\n".join(p for p in parts if p)
-
-
-def content(r: Recorded) -> str:
-    return str(r.json.get("content") or "") if isinstance(r.json, dict) else ""
-
-
-def channel_posts(fake: FakeDiscord) -> list[Recorded]:
-    return [r for r in fake.requests if r.method == "POST"
-            and r.path == f"/channels/{fake.channel_id}/messages"]
+from tests.bot.discord.harness import (
+    EPHEMERAL,
+    THUMBS_DOWN,
+    THUMBS_UP,
+    TOKEN,
+    answer_logged,
+    channel_posts,
+    connected,
+    content,
+    labels,
+    qa_csv,
+    response,
+    text_of,
+    until,
+)
 
 
 def test_slash_commands_are_typed_and_search_answers(engine, caplog) -> None:
@@ -141,7 +47,7 @@ def test_slash_commands_are_typed_and_search_answers(engine, caplog) -> None:
             subs = {s["name"]: s for s in store["options"]}
             assert {"search", "info", "tune", "deploy", "chat", "forget-me", "help"} <= set(subs)
             tune = {o["name"]: o for o in subs["tune"]["options"]}
-            assert tune["file"]["type"] == 11 and tune["file"]["required"]  # attachment
+            assert tune["file"]["type"] == 11 and not tune["file"].get("required")  # or the form
             assert tune["epochs"]["type"] == 4 and tune["lr"]["type"] == 10  # integer, number
             assert [c["value"] for c in tune["optimizer"]["choices"]] == ["adamw", "sgd"]
             assert {o["name"]: o for o in subs["info"]["options"]}["model"]["autocomplete"]
@@ -206,9 +112,7 @@ def test_tune_from_an_attachment_posts_progress_and_the_loss_plot(engine) -> Non
             shown = text_of(final[0].json)
             assert "finished: faq-bot v1" in shown and "Token F1" in shown
             assert final[0].files[0][0].endswith(".png") and final[0].files[0][1][:4] == b"\x89PNG"
-            labels = [c["label"] for row in final[0].json["components"]
-                      for c in row["components"]]
-            assert labels == ["Deploy", "Publish to workspace"]
+            assert labels(final[0].json) == ["Deploy", "Publish to workspace"]
             # the token had expired by then, so the status went on in a fresh channel message
             original = fake.messages[f"{asked['token']}/@original"]
             statuses = [m for m in fake.messages.values() if m["id"] != original["id"]
@@ -221,52 +125,6 @@ def test_tune_from_an_attachment_posts_progress_and_the_loss_plot(engine) -> Non
             owner = Caller(platform="discord", workspace=f"discord:{fake.guild_id}",
                            user=f"discord:{fake.admin['id']}", channel=fake.channel_id)
             assert engine.catalog.card(owner, "faq-bot").live_version == 1
-    asyncio.run(scenario())
-
-
-def test_chat_in_a_deployed_channel_streams_by_edits_and_follows_the_reply_chain(scripted) -> None:
-    runner = scripted.test_runner
-    runner.gated = True
-
-    async def scenario() -> None:
-        async with connected(scripted) as (fake, _):
-            runner.gated = False
-            deployed = await fake.slash(fake.admin, "deploy", {"model": "tiny"})
-            assert "now answers messages" in text_of(await response(fake, deployed))
-            runner.gated = True
-
-            question = await fake.post_message(fake.member, "Hi there")
-            first = await fake.wait_for(lambda r: r in channel_posts(fake) and
-                                        content(r) == "Hello")
-            assert str(first[0].json["message_reference"]["message_id"]) == question["id"]
-            runner.gate.release()
-            await fake.wait_for(lambda r: r.method == "PATCH" and
-                                content(r) == "Hello world")
-            runner.gate.release()
-            await fake.wait_for(lambda r: r.method == "PATCH" and
-                                content(r) == "Hello world!")
-            runner.gate.release()
-
-            answer_id = next(m["id"] for m in fake.messages.values()
-                             if m["author"]["id"] == fake.bot["id"]
-                             and m.get("content") == "Hello world!")
-            runner.gated = False
-            await fake.post_message(fake.member, "And then?",
-                                    reference=fake.messages[answer_id])
-            await fake.until(lambda: len(runner.calls) == 2)
-            turns = [(m["role"], m["content"]) for m in runner.calls[1] if m["role"] != "system"]
-            assert turns == [("user", "Hi there"), ("assistant", "Hello world!"),
-                             ("user", "And then?")]
-
-            # a channel without a deployment stays quiet unless the bot is mentioned; a
-            # mention there is answered by the store's default model, which the answer names
-            fake.channel_id, before = fake.new_id(), len(runner.calls)
-            await fake.post_message(fake.member, "just talking")
-            await fake.post_message(fake.member, "are you there?", mention_bot=True)
-            await fake.until(lambda: any("Answered by tiny (the store's default model"
-                                         in content(r) for r in fake.requests))
-            assert len(runner.calls) == before + 1
-            assert runner.calls[-1][-1]["content"] == "are you there?"
     asyncio.run(scenario())
 
 
@@ -322,21 +180,6 @@ def test_reactions_on_an_answer_are_stored_as_feedback(scripted, admin: Caller) 
             await until(lambda: (scripted.catalog.card(admin, "tiny").rating_up,
                                  scripted.catalog.card(admin, "tiny").rating_down) == (1, 1))
     asyncio.run(scenario())
-
-
-def answer_logged(engine: Any, fake: FakeDiscord, message_id: str) -> bool:
-    from storage.conversations import find_answer
-
-    with engine.db.session() as session:
-        return find_answer(session, message_id, "discord", f"discord:{fake.guild_id}") is not None
-
-
-async def until(condition: Any, timeout: float = 30.0) -> None:
-    """Bounded wait on the store's state (feedback leaves no request at the fake)."""
-    async def check() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(check(), timeout)
 
 
 def test_deploy_by_a_member_without_manage_server_is_refused(engine, admin: Caller) -> None:

@@ -57,3 +57,21 @@ def test_sizes_read_like_people_write_them() -> None:
     assert format_bytes(10 * 1024 * 1024) == "10 MB"
     assert format_bytes(1536) == "1.5 KB"
     assert format_bytes(999) == "999 bytes"
+
+
+def test_an_answer_shows_its_sources_and_who_answered_as_subtext() -> None:
+    from bot.core.cards import answer_reply
+    from bot.discord.chat import thread_name
+    from bot.discord.render import answer_text
+    from engine.views import ChatAnswer, Source
+
+    answer = ChatAnswer(text="Refunds take 5 days.", model_name="acme", version=2,
+                        chosen_by="workspace", message_id=7, latency_ms=1,
+                        sources=(Source(ref="faq.csv#3", question="How long do refunds take?",
+                                        text="Five days.", score=0.9),))
+    shown = answer_text(answer_reply(answer)).splitlines()
+    assert shown[0] == "Refunds take 5 days."
+    assert shown[1] == "-# Sources: faq.csv#3: How long do refunds take?"
+    assert shown[2].startswith("-# Answered by acme v2 (this workspace's default model;")
+    assert thread_name("  How do   refunds work? ") == "How do refunds work?"
+    assert len(thread_name("word " * 60)) <= 100 and thread_name("") == "Conversation"
