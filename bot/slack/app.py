@@ -37,6 +37,7 @@ from bot.slack.assistant import agent_surface
 from bot.slack.context import AdminCache
 from bot.slack.files import FileRules
 from bot.slack.handlers import SlackHandlers
+from bot.slack.logs import keep_tokens_out_of_logs
 from bot.slack.manifest import EVENTS_PATH
 from bot.slack.modal import CALLBACK_ID, form_errors
 from bot.slack.oauth import client_for_team, oauth_settings
@@ -67,6 +68,7 @@ def build_slack_app(engine: "Engine", settings: Settings, client: WebClient, *,
     `oauth` for every workspace that installed it (the client then carries no token; each
     request gets one with its workspace's)."""
     log = log or logging.getLogger("gptstore.slack")
+    keep_tokens_out_of_logs()  # slack-sdk logs response bodies (OAuth's has the token)
     # Chat turns spend their time waiting for the model, not holding the GIL, so they get a
     # larger pool of their own and the command pool stays small. An executor passed in (the
     # tests') serves both, so draining it waits for everything.
