@@ -115,8 +115,7 @@ def build_slack_app(engine: "Engine", settings: Settings, client: WebClient, *,
     app.event("reaction_added")(ack=ack_now, lazy=[handlers.on_reaction])
     if oauth is not None:
         app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked
-    for quiet in ("reaction_removed", "file_shared", "file_created", "file_public",
-                  "app_home_opened"):
+    for quiet in ("reaction_removed", "file_shared", "file_created", "file_public"):
         app.event(quiet)(ack_now)
     return app
 

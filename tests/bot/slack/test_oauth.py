@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 
 from bot.core.progress import JobWatcher
 from bot.slack.app import SlackHTTPServer, build_slack_app
+from bot.slack.manifest import SCOPES
 from bot.slack.oauth import SignedStateStore, oauth_settings
 from bot.slack.testing import FakeSlack, SignedSender, Workspace
 from engine.settings import Settings
@@ -52,7 +53,9 @@ class OAuthRig:
         assert status == 200, page
         link = urllib.parse.urlsplit(re.search(r'<a href="([^"]+)"', page).group(1).replace(
             "&amp;", "&"))
-        state = urllib.parse.parse_qs(link.query)["state"][0]
+        query = urllib.parse.parse_qs(link.query)
+        assert query["scope"] == [",".join(SCOPES)]  # what the manifest declares
+        state = query["state"][0]
         cookie = headers["Set-Cookie"].split(";")[0]
         status, _, _ = self.get(f"/slack/oauth_redirect?code={code}&state={state}",
                                 cookie=cookie)
