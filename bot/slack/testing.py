@@ -47,6 +47,7 @@ class Call:
     params: dict[str, Any]
     authorization: str = ""
     result: dict[str, Any] = field(default_factory=dict)  # what the fake answered
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,8 @@ class FakeSlack:
     def record(self, method: str, params: dict[str, Any], authorization: str) -> dict[str, Any]:
         with self._changed:
             answer = self._answer(method, params, authorization)
-            self._state.calls.append(Call(method, params, authorization, answer))
+            self._state.calls.append(Call(method, params, authorization, answer,
+                                          time.monotonic()))
             self._changed.notify_all()
         return answer
 
