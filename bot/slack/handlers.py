@@ -64,7 +64,6 @@ class SlackHandlers:
     native_streaming: bool = True  # False: always stream by edits (chat.update)
     clock: Callable[[], float] = time.monotonic
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("gptstore.slack"))
-    answers: list[NativeAnswer] = field(default_factory=list, repr=False)  # the last few, for tests
 
     def poster(self, client: WebClient) -> Poster:
         return Poster(client, self.log)
@@ -222,7 +221,6 @@ class SlackHandlers:
         stream = NativeAnswer(poster, self.edits, channel=channel, thread_ts=thread, user=user,
                               team=user_team or team, min_interval_s=self.stream_interval_s,
                               clock=self.clock, log=self.log, native=self.native_streaming)
-        self.answers[:] = self.answers[-19:] + [stream]
         reply = self.dispatcher.chat_turn(ctx, text, history=history, on_token=stream.on_token)
         if reply.is_error:
             stream.fail(reply, user=user)

@@ -327,7 +327,8 @@ class FakeSlack:
         token, installer = grant
         workspace = self._state.workspaces[token]
         return {"ok": True, "app_id": "A1", "access_token": token, "token_type": "bot",
-                "scope": p.get("scope", "chat:write,commands"), "bot_user_id": workspace.bot_user_id,
+                "scope": p.get("scope", "chat:write,commands"),
+                "bot_user_id": workspace.bot_user_id,
                 "team": {"id": workspace.team_id, "name": workspace.name}, "enterprise": None,
                 "is_enterprise_install": False,
                 "authed_user": {"id": installer, "scope": "", "token_type": "user"}}
