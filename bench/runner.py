@@ -18,7 +18,8 @@ KNOWN = {
     "prefill": "time to first token with ~600 tokens of retrieved passages, against "
                "transformers generate",
     "quality": "token F1 on the sample FAQ after tuning, against the base model",
-    "slack": "Slack adapter: acknowledgement latency under load",
+    "slack": "Slack adapter: acknowledgement latency under a burst of commands and of mentions, "
+             "time to an answer's first characters streamed natively against edits",
     "soak": "two serve + two workers on PostgreSQL and Redis under chat and tune traffic, "
             "a worker, a serve and Redis killed once each",
 }

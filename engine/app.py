@@ -19,6 +19,7 @@ from engine.catalog.service import Catalog
 from engine.chat import ChatService
 from engine.datasets.service import Datasets
 from engine.errors import StoreError
+from engine.installations import Installations
 from engine.jobs.backends import JobBackend, make_backend
 from engine.jobs.service import JobService
 from engine.jobs.watches import Watches
@@ -52,6 +53,7 @@ class Engine:
     datasets: Datasets = field(init=False)
     jobs: JobService = field(init=False)
     watches: Watches = field(init=False)
+    installations: Installations = field(init=False)
     metrics: Metrics = field(init=False)
     runner: ChatRunner = field(init=False)
     chat: ChatService = field(init=False)
@@ -89,6 +91,7 @@ class Engine:
         backend = job_backend or make_backend(self.settings)
         self.jobs = JobService(self.db, self.settings, self.catalog, self.datasets, backend, self.clock)
         self.watches = Watches(self.db, self.clock)
+        self.installations = Installations(self.db, self.clock)
         self.metrics = Metrics(self.db)
         if runner is None and self.settings.inference_url:  # an external inference server
             runner = RemoteRunner(self.settings, self.hub)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Optional, Protocol
 
 from engine.catalog.service import Catalog
-from engine.errors import InvalidInput, NotFound
+from engine.errors import InvalidInput, NotFound, StoreError
 from engine.identity import Caller
 from engine.limits import RateLimiter, check_length
 from engine.settings import Settings
@@ -91,6 +91,16 @@ class ChatService:
             return self.catalog.resolve(caller, model_name), "named"
         answerer = self.catalog.answering(caller)
         return answerer.model, answerer.chosen_by
+
+    def common_questions(self, caller: Caller, limit: int = 4) -> list[str]:
+        """What people in the caller's workspace ask the model that answers here most often
+        (the agent surface suggests them); [] when nothing answers here or nothing was asked."""
+        try:
+            model = self.catalog.answering(caller).model
+        except StoreError:  # nothing answers here (no default base), or it stopped being shared
+            return []
+        with self.db.session() as s:
+            return logs.common_questions(s, model.id, caller.platform, caller.workspace, limit)
 
     def set_answer_ref(self, message_id: int, platform_message_id: str) -> None:
         """Remember the platform's id of a posted answer, so reactions and replies find it."""

@@ -172,3 +172,18 @@ def curated_pairs(session: Session, model_id: int, since: Optional[datetime] = N
             seen.add((q.strip(), a.strip()))
             out.append((q, a, source))
     return out
+
+
+def common_questions(session: Session, model_id: int, platform: str, workspace: str,
+                     limit: int) -> list[str]:
+    """The questions asked of a model most often in one workspace, most asked first."""
+    count = func.count(MessageRecord.id)
+    rows = session.execute(
+        sa_select(MessageRecord.content, count)
+        .join(ConversationRecord, ConversationRecord.id == MessageRecord.conversation_id)
+        .where(MessageRecord.role == "user", MessageRecord.model_id == model_id,
+               ConversationRecord.platform == platform, ConversationRecord.workspace == workspace)
+        .group_by(MessageRecord.content)
+        .order_by(count.desc(), func.max(MessageRecord.id).desc())
+        .limit(limit)).all()
+    return [str(content) for content, _ in rows]

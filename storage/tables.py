@@ -324,3 +324,25 @@ class JobWatchRecord(SQLModel, table=True):
     updated_at: Optional[datetime] = Field(default=None)
     delivered_at: Optional[datetime] = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class InstallationRecord(SQLModel, table=True):
+    """A chat app installed into a workspace (Slack OAuth): its bot token and who installed it.
+    One row per platform, enterprise and team; uninstalling deletes it."""
+
+    __tablename__ = "installations"
+    __table_args__ = (UniqueConstraint("platform", "enterprise_id", "team_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    platform: str = Field(default="slack", max_length=16)
+    enterprise_id: str = Field(default="", max_length=64)
+    team_id: str = Field(default="", index=True, max_length=64)
+    team_name: str = Field(default="", max_length=200)
+    app_id: str = Field(default="", max_length=64)
+    bot_token: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    bot_id: str = Field(default="", max_length=64)
+    bot_user_id: str = Field(default="", max_length=64)
+    bot_scopes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    installer: str = Field(default="", max_length=64)
+    is_enterprise_install: bool = Field(default=False)
+    installed_at: datetime = Field(default_factory=utcnow)

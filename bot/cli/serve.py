@@ -21,15 +21,17 @@ from engine.settings import Settings
 
 def plan(settings: Settings, *, slack: bool, discord: bool) -> list[str]:
     """Which adapters to run; InvalidInput naming the missing variable."""
+    slack_oauth = bool(settings.slack_client_id and settings.slack_client_secret)
     if not slack and not discord:
-        slack = bool(settings.slack_bot_token)
+        slack = bool(settings.slack_bot_token) or slack_oauth
         discord = bool(settings.discord_token)
         if not slack and not discord:
             raise InvalidInput("No chat platform is configured: set SLACK_BOT_TOKEN (and "
                                "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) or DISCORD_TOKEN, or "
                                "use `gptstore console`.")
-    if slack and not settings.slack_bot_token:
-        raise InvalidInput("--slack needs SLACK_BOT_TOKEN (xoxb-...) in the environment.")
+    if slack and not (settings.slack_bot_token or slack_oauth):
+        raise InvalidInput("--slack needs SLACK_BOT_TOKEN (xoxb-...) in the environment, or "
+                           "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install through OAuth.")
     if slack and not (settings.slack_signing_secret or settings.slack_app_token):
         raise InvalidInput("--slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN "
                            "(Socket Mode) in the environment.")

@@ -2,7 +2,10 @@
 
 Slack ids become the engine's tenant-safe ids (workspace "slack:T1", user "slack:T1:U1").
 Admin rights come from users.info (workspace admins and owners), cached briefly so a busy
-channel does not ask Slack on every message.
+channel does not ask Slack on every message. Each request brings its own WebClient (its
+workspace's token, under OAuth); the cache is keyed by workspace and user. A Slack Connect
+user from another organisation (their `user_team` differs from the channel's team) is a
+user of their own organisation, never a member, let alone an admin, of the host workspace.
 """
 
 from __future__ import annotations
@@ -35,18 +38,21 @@ class AdminCache:
         self.ttl_s = ttl_s
         self.clock = clock
         self.log = log or logging.getLogger("gptstore.slack")
-        self._seen: dict[str, tuple[float, bool, str]] = {}
+        self._seen: dict[tuple[str, str], tuple[float, bool, str]] = {}
         self._lock = threading.Lock()
 
-    def lookup(self, user_id: str) -> tuple[bool, str]:
-        """(is_admin, display name); (False, "") when Slack cannot tell."""
+    def lookup(self, user_id: str, *, team: str = "",
+               client: WebClient | None = None) -> tuple[bool, str]:
+        """(is_admin, display name) in `team`, asked with `client` (the request's own);
+        (False, "") when Slack cannot tell."""
         now = self.clock()
+        key = (team, user_id)
         with self._lock:
-            hit = self._seen.get(user_id)
+            hit = self._seen.get(key)
         if hit is not None and now - hit[0] < self.ttl_s:
             return hit[1], hit[2]
         try:
-            user = self.client.users_info(user=user_id)["user"]
+            user = (client or self.client).users_info(user=user_id)["user"]
             admin = bool(user.get("is_admin") or user.get("is_owner"))
             name = str(user.get("real_name") or user.get("name") or "")
         except SlackApiError as exc:  # missing users:read: nobody is an admin, say so in the log
@@ -54,13 +60,18 @@ class AdminCache:
                              exc.response.get("error"))
             admin, name = False, ""
         with self._lock:
-            self._seen[user_id] = (now, admin, name)
+            self._seen[key] = (now, admin, name)
         return admin, name
 
 
 def make_caller(admins: AdminCache, *, team: str, user: str, channel: str = "",
-                thread: str = "") -> Caller:
-    is_admin, name = admins.lookup(user) if user else (False, "")
+                thread: str = "", client: WebClient | None = None,
+                user_team: str = "") -> Caller:
+    """The Caller for `user` in workspace `team`; a user of another organisation
+    (`user_team`, Slack Connect) is a non-admin user of that organisation."""
+    if user_team and team and user_team != team:
+        return Caller.for_slack(user_team, user, channel=channel, thread=thread)
+    is_admin, name = admins.lookup(user, team=team, client=client) if user else (False, "")
     return Caller.for_slack(team, user, channel=channel, thread=thread, is_admin=is_admin,
                             display_name=name)
 

@@ -103,6 +103,7 @@ class StatusSink:
     status_ts: str
     thread_ts: str = ""  # "" : the status message starts the thread
     initial: Reply | None = None  # the reply that started the job (its Cancel button stays)
+    team: str = ""  # the Slack workspace (under OAuth another process finds its token by it)
 
     def update(self, job: JobView, text: str) -> None:
         buttons = self.initial.buttons if self.initial is not None else ()
@@ -129,6 +130,7 @@ class StatusSink:
         """Where this sink reports, as JSON: another serve process rebuilds it from this."""
         initial = self.initial
         return {"channel": self.channel, "status_ts": self.status_ts, "thread_ts": self.thread_ts,
+                "team": self.team,
                 "title": initial.title if initial else "",
                 "buttons": [[b.label, b.command, b.style] for b in initial.buttons]
                 if initial else []}
@@ -151,7 +153,8 @@ def status_sink(poster: Poster, place: dict[str, Any]) -> StatusSink:
     buttons = tuple(Button(*b) for b in place.get("buttons", []))
     initial = Reply(text="", title=place.get("title", ""), buttons=buttons)
     return StatusSink(poster, place["channel"], place["status_ts"],
-                      thread_ts=place.get("thread_ts", ""), initial=initial)
+                      thread_ts=place.get("thread_ts", ""), initial=initial,
+                      team=place.get("team", ""))
 
 
 class StreamedAnswer:
@@ -163,7 +166,8 @@ class StreamedAnswer:
     """
 
     def __init__(self, poster: Poster, executor: Executor, *, channel: str, thread_ts: str,
-                 min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 answer: GrowingAnswer | None = None) -> None:
         self.poster = poster
         self.executor = executor
         self.channel = channel
@@ -171,7 +175,8 @@ class StreamedAnswer:
         self.min_interval_s = min_interval_s
         self.clock = clock
         self.ts = ""  # the first answer message, once posted
-        self.answer = GrowingAnswer(min_interval_s=min_interval_s, clock=clock)
+        # Shared with a native stream that fell back to edits, so no piece is lost in between.
+        self.answer = answer or GrowingAnswer(min_interval_s=min_interval_s, clock=clock)
         self._lock = threading.Lock()
         self._pending: Future | None = None
         self._closed = False
@@ -208,19 +213,36 @@ class StreamedAnswer:
         if pending is not None:
             pending.result()
 
-    def finish(self, text: str, footer: list[str] | None = None) -> str:
+    def finish(self, text: str, footer: list[str] | None = None,
+               closing: Callable[[str], list[dict[str, Any]]] | None = None) -> str:
         """Write the final answer, with `footer` (sources, which model answered) in a context
-        block under its last part; returns the ts of its first message."""
+        block under its last part and `closing(first_ts)` blocks (feedback buttons) after it;
+        returns the ts of its first message."""
         self._settle()
         chunks = split_text(escape(text.strip() or "(no answer)"), MESSAGE_LIMIT)
-        context = context_block(footer) if footer else None
+        context = [context_block(footer)] if footer else []
+
+        def blocks_for(chunk: str, answer_ts: str) -> list[dict[str, Any]] | None:
+            # An empty answer_ts: the buttons name the message they sit on (a new message).
+            tail = context + (closing(answer_ts) if closing is not None else [])
+            return [section(piece) for piece in split_text(chunk, SECTION_LIMIT)] + tail \
+                if tail else None
+
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
-            blocks = [section(piece) for piece in split_text(chunk, SECTION_LIMIT)] + [context] \
-                if last and context else None
             if index == 0:
-                self._write(chunk, blocks)
+                try:
+                    self._write(chunk, blocks_for(chunk, self.ts) if last else None)
+                except SlackApiError as exc:
+                    if not self.ts:
+                        raise
+                    # The streamed message cannot be edited: the answer goes in a new one.
+                    self.poster.log.warning("could not finish a streamed answer (%s); "
+                                            "posting it anew", exc.response.get("error"))
+                    self.ts = ""
+                    self._write(chunk, blocks_for(chunk, "") if last else None)
             else:
+                blocks = blocks_for(chunk, self.ts) if last else None
                 self.poster.client.chat_postMessage(channel=self.channel, text=chunk,
                                                     thread_ts=self.thread_ts,
                                                     **({"blocks": blocks} if blocks else {}))

@@ -19,6 +19,8 @@ HEADER_LIMIT = 150
 FIELD_LIMIT = 1900
 BUTTON_LABEL_LIMIT = 75
 ACTION_PREFIX = "store:"  # action_id of every command button: "store:0", "store:1", ...
+FEEDBACK_ACTION = "store_feedback"  # action_id of an answer's 👍/👎 feedback_buttons
+MARKDOWN_LIMIT = 12000  # characters of all markdown blocks in one message
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s<>|]+)\)")  # no <>| : they would end the link
@@ -56,6 +58,31 @@ def context_block(lines: list[str]) -> dict[str, Any]:
     """Small grey text under a message: an answer's sources and attribution."""
     return {"type": "context", "elements": [
         {"type": "mrkdwn", "text": _truncate(mrkdwn(line), SECTION_LIMIT)} for line in lines[:10]]}
+
+
+def feedback_block(answer_ref: str) -> dict[str, Any]:
+    """👍/👎 under an answer (Block Kit feedback_buttons); each value names the answer (the
+    store's id of it, else its first message's ts), so a vote on the last part of a split
+    answer, or one clicked at once, still finds it; "" names the message it sits on."""
+    def button(text: str, kind: str, label: str) -> dict[str, Any]:
+        return {"text": {"type": "plain_text", "text": text, "emoji": True},
+                "value": f"{kind}|{answer_ref}", "accessibility_label": label}
+
+    return {"type": "context_actions", "block_id": "store_feedback", "elements": [{
+        "type": "feedback_buttons", "action_id": FEEDBACK_ACTION,
+        "positive_button": button("👍", "up", "Good answer"),
+        "negative_button": button("👎", "down", "Bad answer")}]}
+
+
+def read_feedback(value: str, message_ts: str) -> tuple[str, str]:
+    """(kind, answer ref) from a feedback button's value ("up|42", "up|1700.0001", "up|")."""
+    kind, _, ts = (value or "").partition("|")
+    return kind, ts or message_ts
+
+
+def markdown(text: str) -> dict[str, Any]:
+    """A markdown block: the model's answer as it wrote it (escaped for Slack's controls)."""
+    return {"type": "markdown", "text": text or " "}
 
 
 def section(text: str) -> dict[str, Any]:

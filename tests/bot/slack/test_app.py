@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.slack.render import escape
 from engine.identity import Caller
 from engine.settings import Settings
 from engine.views import Origin
@@ -204,7 +205,13 @@ def deploy_tiny(rig: SlackRig, channel: str) -> None:
     rig.fake.wait_for("chat.postMessage", lambda p: p["channel"] == channel)
 
 
-def test_chat_in_a_thread_streams_edits_and_uses_the_thread_as_context(rig: SlackRig) -> None:
+def logged_answer(engine, channel: str, thread: str, user: str = "U1") -> str:
+    caller = Caller("slack", "slack:T1", f"slack:T1:{user}", channel=channel, thread=thread)
+    return [m for m in engine.chat.history_for(caller) if m["role"] == "assistant"][-1]["content"]
+
+
+def test_chat_in_a_thread_streams_natively_and_uses_the_thread_as_context(rig: SlackRig,
+                                                                          engine) -> None:
     deploy_tiny(rig, "C9")
     rig.fake.add_message("C9", "2.000100", "What is fact number 3?")
     rig.fake.add_message("C9", "2.000200", "It opens at 3.", thread_ts="2.000100", bot=True)
@@ -213,14 +220,21 @@ def test_chat_in_a_thread_streams_edits_and_uses_the_thread_as_context(rig: Slac
                                  thread_ts="2.000100"), event_id="Ev4")
     replies = rig.fake.wait_for("conversations.replies")[0].params
     assert replies["channel"] == "C9" and replies["ts"] == "2.000100"
-    answer = rig.fake.wait_for("chat.postMessage", lambda p: p.get("thread_ts") == "2.000100",
-                               timeout=TIMEOUT)[0].params
+    rig.fake.wait_for("chat.stopStream", timeout=TIMEOUT)
     rig.drain()
-    first = [c for c in rig.fake.calls("chat.postMessage")
-             if c.params.get("thread_ts") == "2.000100"]
-    edits = [c for c in rig.fake.calls("chat.update") if c.params["channel"] == "C9"]
-    assert len(first) == 1 and edits, "the answer is one message, edited as it streams"
-    assert answer["text"].endswith("…") and not edits[-1].params["text"].endswith(" …")
+    started = rig.fake.calls("chat.startStream")
+    assert len(started) == 1, "the answer is one streamed message"
+    assert started[0].params["thread_ts"] == "2.000100"
+    # Streaming in a channel names who it is for, as Slack requires.
+    assert started[0].params["recipient_user_id"] == "U1"
+    assert started[0].params["recipient_team_id"] == "T1"
+    status = rig.fake.calls("assistant.threads.setStatus")[0].params
+    assert status["thread_ts"] == "2.000100" and "thinking" in status["status"]
+    assert [c for c in rig.fake.calls("chat.postMessage")
+            if c.params.get("thread_ts") == "2.000100"] == []
+    shown = rig.fake.message("C9", started[0].result["ts"])
+    assert not shown["streaming"]
+    assert shown["text"] == escape(logged_answer(engine, "C9", "2.000100").strip())
 
 
 def test_a_mention_delivered_twice_is_answered_once_and_a_reaction_is_feedback(
@@ -230,12 +244,8 @@ def test_a_mention_delivered_twice_is_answered_once_and_a_reaction_is_feedback(
     rig.send.event(message_event(text, ts="3.000100", channel="C9", kind="app_mention"),
                    event_id="Ev5")
     rig.send.event(message_event(text, ts="3.000100", channel="C9"), event_id="Ev6")
-    rig.fake.wait_for("chat.postMessage", lambda p: p.get("thread_ts") == "3.000100",
-                      timeout=TIMEOUT)
-    rig.fake.wait_for("chat.update", lambda p: not p["text"].endswith(" …"), timeout=TIMEOUT)
-    answers = rig.fake.wait_for("chat.postMessage", lambda p: p.get("thread_ts") == "3.000100",
-                                timeout=TIMEOUT)
-    answer_ts = answers[0].result["ts"]
+    rig.fake.wait_for("chat.stopStream", timeout=TIMEOUT)
+    answer_ts = rig.fake.wait_for("chat.startStream")[0].result["ts"]
     reaction = {"type": "reaction_added", "user": "U2", "reaction": "+1", "item_user": "UBOT",
                 "item": {"type": "message", "channel": "C9", "ts": answer_ts},
                 "event_ts": "3.000500"}
@@ -244,8 +254,7 @@ def test_a_mention_delivered_twice_is_answered_once_and_a_reaction_is_feedback(
     thanks = rig.fake.wait_for("chat.postEphemeral", timeout=TIMEOUT)[0].params
     assert thanks["user"] == "U2" and "Thanks" in thanks["text"]
     rig.drain()
-    assert len([c for c in rig.fake.calls("chat.postMessage")
-                if c.params.get("thread_ts") == "3.000100"]) == 1
+    assert len(rig.fake.calls("chat.startStream")) == 1
     card = engine.catalog.card(Caller("slack", "slack:T1", "slack:T1:U2", channel="C9"), "tiny")
     assert card.rating_up == 1
 

@@ -36,3 +36,17 @@ def test_model_output_cannot_ping_the_channel_or_fake_a_link() -> None:
         "hi &lt;!channel&gt; &lt;http://evil|click&gt;"
     assert mrkdwn("see **this** [docs](https://example.com)") == \
         "see *this* <https://example.com|docs>"
+
+
+def test_feedback_buttons_name_the_answer_and_pass_slack_s_checks() -> None:
+    from bot.slack.render import feedback_block, read_feedback
+    from bot.slack.testing import validate_blocks
+
+    block = feedback_block("42")
+    assert validate_blocks([block]) == ""
+    buttons = block["elements"][0]
+    assert read_feedback(buttons["positive_button"]["value"], "1.2") == ("up", "42")
+    assert read_feedback(buttons["negative_button"]["value"], "1.2") == ("down", "42")
+    assert read_feedback("up|", "1.2") == ("up", "1.2")  # names the message it sits on
+    assert validate_blocks([{"type": "context_actions", "elements": [
+        {"type": "button", "text": {"type": "plain_text", "text": "x"}}]}]) != ""

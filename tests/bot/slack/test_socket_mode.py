@@ -1,0 +1,87 @@
+"""Socket Mode end to end: `gptstore serve --slack` with SLACK_APP_TOKEN, the real slack-sdk
+Socket Mode client and Bolt app against a fake Socket Mode WebSocket (apps.connections.open,
+hello, envelopes and acks) and the fake Web API; a dropped connection and a refresh request
+are reconnected and the next messages are answered."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from bot.slack.app import serve
+from bot.slack.testing import FakeSlack
+from bot.slack.testing_socket import FakeSocketMode
+from tests.helpers.slack import blocks_text
+
+TIMEOUT = 240.0  # a deadline for waits, not a speed assertion
+
+
+@pytest.fixture
+def slack(engine, settings):
+    with FakeSlack(token="xoxb-test", admins=("UADMIN",)) as fake, \
+            FakeSocketMode(fake) as socket:
+        stop, ready = threading.Event(), threading.Event()
+        served = settings.with_(default_base="tiny", max_new_tokens=12,
+                                slack_bot_token="xoxb-test", slack_app_token=fake.app_token,
+                                slack_signing_secret=None, slack_api_url=fake.api_url)
+        thread = threading.Thread(target=serve, args=(engine, served),
+                                  kwargs={"stop": stop, "ready": lambda urls: ready.set()},
+                                  daemon=True)
+        thread.start()
+        assert ready.wait(60)
+        socket.wait_connected(1)
+        yield fake, socket
+        stop.set()
+        thread.join(timeout=30)
+
+
+def event_body(event: dict[str, Any], event_id: str) -> dict[str, Any]:
+    return {"token": "unused", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+            "event_id": event_id, "event_time": 1, "event": event,
+            "authorizations": [{"team_id": "T1", "user_id": "UBOT", "is_bot": True}]}
+
+
+def mention(ts: str, text: str = "hello") -> dict[str, Any]:
+    return {"type": "app_mention", "channel": "C1", "user": "U1", "text": f"<@UBOT> {text}",
+            "ts": ts, "event_ts": ts, "team": "T1"}
+
+
+def command(text: str) -> dict[str, Any]:
+    return {"token": "unused", "team_id": "T1", "team_domain": "test", "channel_id": "C1",
+            "channel_name": "general", "user_id": "U1", "user_name": "u1", "command": "/store",
+            "text": text, "api_app_id": "A1", "response_url": "", "trigger_id": "TRIG"}
+
+
+def test_commands_and_mentions_arrive_over_the_socket_and_are_acked(slack) -> None:
+    fake, socket = slack
+    assert [c.authorization for c in fake.calls("apps.connections.open")] == \
+        [f"Bearer {fake.app_token}"]
+    envelope = socket.push("slash_commands", command("search tiny"))
+    assert socket.wait_ack(envelope)["envelope_id"] == envelope
+    posted = fake.wait_for("chat.postMessage", timeout=TIMEOUT)[0].params
+    assert "tiny" in blocks_text(posted)
+    mentioned = socket.push("events_api", event_body(mention("1.000100"), "Ev1"))
+    socket.wait_ack(mentioned)
+    stop = fake.wait_for("chat.stopStream", timeout=TIMEOUT)[0].params
+    assert any(b["type"] == "context_actions" for b in stop["blocks"])
+    # Slack sends the same envelope again when it missed the ack: answered once.
+    socket.wait_ack(socket.push("events_api", event_body(mention("1.000100"), "Ev1"),
+                                retry_attempt=1))
+    socket.wait_ack(socket.push("slash_commands", command("help")))  # a barrier
+    fake.wait_for("chat.postEphemeral", timeout=TIMEOUT)
+    assert len(fake.calls("chat.startStream")) == 1
+
+
+@pytest.mark.parametrize("how", ["drop", "refresh"])
+def test_after_a_lost_or_refreshed_connection_it_reconnects_and_answers(slack, how: str) -> None:
+    fake, socket = slack
+    getattr(socket, how)()
+    socket.wait_connected(2)
+    assert len(fake.calls("apps.connections.open")) >= 2  # a fresh URL for each connection
+    envelope = socket.push("events_api", event_body(mention("2.000100", "are you back?"),
+                                                    "Ev2"))
+    socket.wait_ack(envelope, timeout=TIMEOUT)
+    stop = fake.wait_for("chat.stopStream", timeout=TIMEOUT)[0].params
+    assert fake.message("C1", stop["ts"])["thread_ts"] == "2.000100"
