@@ -324,3 +324,58 @@ class JobWatchRecord(SQLModel, table=True):
     updated_at: Optional[datetime] = Field(default=None)
     delivered_at: Optional[datetime] = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class KnowledgeEntryRecord(SQLModel, table=True):
+    """One entry a model answers from: a Q&A row of a tuned file, a document passage, an
+    answered gap or a curated pair. `version` None: every version answers from it (documents,
+    gaps); a number: the entries of the file that version was tuned on."""
+
+    __tablename__ = "knowledge_entries"
+    __table_args__ = (Index("ix_knowledge_entries_model_version", "model_id", "version"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", ondelete="CASCADE")
+    version: Optional[int] = Field(default=None)
+    origin: str = Field(default="file", max_length=16)  # file|document|gap|curated
+    source: str = Field(default="", max_length=255)  # the file name ("" for gaps)
+    position: int = Field(default=0)  # row, passage or gap number
+    ref: str = Field(default="", max_length=300)  # "faq.csv, row 12"
+    question: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    embedding: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary))  # float32
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class KnowledgeGapRecord(SQLModel, table=True):
+    """A question a model declined, with its rephrasings folded in (`count`); answered once
+    an admin gives the answer, which becomes a knowledge entry."""
+
+    __tablename__ = "knowledge_gaps"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", index=True, ondelete="CASCADE")
+    workspace: str = Field(default="", index=True, max_length=128)  # the model's workspace
+    question: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    count: int = Field(default=1)
+    first_asked: datetime = Field(default_factory=utcnow)
+    last_asked: datetime = Field(default_factory=utcnow)
+    embedding: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary))
+    state: str = Field(default="open", index=True, max_length=16)  # open|answered
+    answer: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    entry_id: Optional[int] = Field(default=None)
+    answered_by: str = Field(default="", max_length=128)
+    answered_at: Optional[datetime] = Field(default=None)
+
+
+class KnowledgeSettingsRecord(SQLModel, table=True):
+    """Per model: the retrieval score under which it declines, who chose it, and the
+    handoff text it names when it declines."""
+
+    __tablename__ = "knowledge_settings"
+
+    model_id: int = Field(foreign_key="models.id", primary_key=True, ondelete="CASCADE")
+    threshold: Optional[float] = Field(default=None)
+    threshold_by: str = Field(default="", max_length=16)  # tuning|admin
+    handoff: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,99 @@
+"""A model's knowledge in the database: entries (with their embeddings), gaps, and the
+per-model decline threshold and handoff text."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Optional
+
+from sqlalchemy import delete, func, or_
+from sqlmodel import Session, select
+
+from storage.tables import KnowledgeEntryRecord, KnowledgeGapRecord, KnowledgeSettingsRecord
+
+
+def _answers_for(model_id: int, version: Optional[int]):
+    """Entries a version answers from: its own file's, plus those of every version."""
+    scope = KnowledgeEntryRecord.version.is_(None)  # type: ignore[union-attr]
+    if version is not None:
+        scope = or_(scope, KnowledgeEntryRecord.version == version)
+    return (KnowledgeEntryRecord.model_id == model_id, scope)
+
+
+def replace_entries(s: Session, model_id: int, version: Optional[int], origin: str,
+                    source: str, entries: Iterable[KnowledgeEntryRecord]) -> int:
+    """Swap one file's entries of one version for `entries` in the caller's transaction."""
+    version_is = (KnowledgeEntryRecord.version.is_(None) if version is None  # type: ignore
+                  else KnowledgeEntryRecord.version == version)
+    s.exec(delete(KnowledgeEntryRecord).where(  # type: ignore[call-overload]
+        KnowledgeEntryRecord.model_id == model_id, version_is,
+        KnowledgeEntryRecord.origin == origin, KnowledgeEntryRecord.source == source))
+    count = 0
+    for entry in entries:
+        s.add(entry)
+        count += 1
+    s.flush()
+    return count
+
+
+def add_entry(s: Session, entry: KnowledgeEntryRecord) -> KnowledgeEntryRecord:
+    s.add(entry)
+    s.flush()
+    return entry
+
+
+def stamp(s: Session, model_id: int, version: Optional[int]) -> tuple[int, int]:
+    """(count, newest id) of a version's entries: changes whenever they change, so a cached
+    matrix can tell it is stale with one indexed query."""
+    row = s.exec(select(func.count(KnowledgeEntryRecord.id), func.max(KnowledgeEntryRecord.id))
+                 .where(*_answers_for(model_id, version))).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def entries(s: Session, model_id: int, version: Optional[int]) -> list[KnowledgeEntryRecord]:
+    return list(s.exec(select(KnowledgeEntryRecord).where(*_answers_for(model_id, version))
+                       .order_by(KnowledgeEntryRecord.id)))
+
+
+def documents(s: Session, model_id: int) -> list[tuple[str, int]]:
+    """(file name, passages) of a model's documents."""
+    rows = s.exec(select(KnowledgeEntryRecord.source, func.count(KnowledgeEntryRecord.id))
+                  .where(KnowledgeEntryRecord.model_id == model_id,
+                         KnowledgeEntryRecord.origin == "document")
+                  .group_by(KnowledgeEntryRecord.source).order_by(KnowledgeEntryRecord.source))
+    return [(str(name), int(n)) for name, n in rows]
+
+
+def settings_of(s: Session, model_id: int) -> Optional[KnowledgeSettingsRecord]:
+    return s.get(KnowledgeSettingsRecord, model_id)
+
+
+def save_settings(s: Session, model_id: int, now: datetime, **values: object
+                  ) -> KnowledgeSettingsRecord:
+    record = s.get(KnowledgeSettingsRecord, model_id) or KnowledgeSettingsRecord(
+        model_id=model_id)
+    for name, value in values.items():
+        setattr(record, name, value)
+    record.updated_at = now
+    s.add(record)
+    s.flush()
+    return record
+
+
+def open_gaps(s: Session, model_id: int) -> list[KnowledgeGapRecord]:
+    """A model's unanswered gaps, most asked first, then most recent."""
+    return list(s.exec(select(KnowledgeGapRecord)
+                       .where(KnowledgeGapRecord.model_id == model_id,
+                              KnowledgeGapRecord.state == "open")
+                       .order_by(KnowledgeGapRecord.count.desc(),  # type: ignore[attr-defined]
+                                 KnowledgeGapRecord.last_asked.desc())))  # type: ignore
+
+
+def gap(s: Session, gap_id: int) -> Optional[KnowledgeGapRecord]:
+    return s.get(KnowledgeGapRecord, gap_id)
+
+
+def add_gap(s: Session, record: KnowledgeGapRecord) -> KnowledgeGapRecord:
+    s.add(record)
+    s.flush()
+    return record
