@@ -80,10 +80,11 @@ def save_settings(s: Session, model_id: int, now: datetime, **values: object
     return record
 
 
-def open_gaps(s: Session, model_id: int) -> list[KnowledgeGapRecord]:
-    """A model's unanswered gaps, most asked first, then most recent."""
+def open_gaps(s: Session, model_id: int, workspace: str) -> list[KnowledgeGapRecord]:
+    """A model's unanswered gaps asked in `workspace`, most asked first, then most recent."""
     return list(s.exec(select(KnowledgeGapRecord)
                        .where(KnowledgeGapRecord.model_id == model_id,
+                              KnowledgeGapRecord.workspace == workspace,
                               KnowledgeGapRecord.state == "open")
                        .order_by(KnowledgeGapRecord.count.desc(),  # type: ignore[attr-defined]
                                  KnowledgeGapRecord.last_asked.desc())))  # type: ignore

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bot.core.progress import duration, final_reply, metric_fields, progress_text
+from bot.core.progress import (
+    duration,
+    final_reply,
+    grounded_fields,
+    metric_fields,
+    progress_text,
+)
 from bot.core.reply import Button, Reply
 from engine.views import ChatAnswer, DatasetReport, ForgetReport, JobView, ModelCard, VersionView
 
@@ -23,6 +29,7 @@ def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = 
     live = next((v for v in card.versions if v.number == card.live_version), None)
     if live is not None:
         fields.extend(metric_fields(live.metrics_before, live.metrics_after))
+        fields.extend(grounded_fields(live.metrics_after.get("grounded")))
         if live.notes:
             fields.append(("Notes", live.notes))
     if len(card.versions) > 1:

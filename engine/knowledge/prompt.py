@@ -20,7 +20,9 @@ before changing it):
         distractors, and sometimes without it.
 
     The service (engine/knowledge/service.py):
-        k = Knowledge(db, clock, embedder=None|Embedder)    # Engine builds it: engine.knowledge
+        k = Knowledge.open(db, clock, settings.cache_dir)   # engine.knowledge on the Engine;
+            # in a job body: Knowledge.open(ctx.db, clock, ctx.settings.cache_dir)
+            # (Knowledge(db, clock) without an embedder: keyword ranking, for tests)
         k.index_examples(model_id, version, file_name, rows) -> int
             rows: iterable of (row_number, question, answer); replaces that file's entries
             of that version (version None: entries every version answers from).
@@ -30,7 +32,11 @@ before changing it):
         k.set_threshold(model_id, value, chosen_by="tuning"|"admin")
         k.threshold(model_id) -> float                     (DEFAULT_THRESHOLD when unset)
         k.add_answered_gap(model_id, question, answer, gap_id=None) -> int (entry id)
-        k.method -> "hybrid" | "keyword"  (keyword when the embedding package is absent)
+        k.method -> "embedding" | "keyword"  (keyword when the embedding package is absent)
+        k.retrieve(model_id, version, question) -> Retrieval(passages, best, threshold,
+            has_knowledge) with .in_scope and .sources: what the chat path uses
+        Scores are comparable to thresholds only within one method: tune with the engine's
+        k.method and store the threshold with set_threshold(..., chosen_by="tuning").
 """
 
 from __future__ import annotations

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
-from transformers import AutoModel, AutoTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +90,9 @@ class Embedder:
 
     def _load(self) -> None:
         if self._model is None:
+            import torch  # here, not at the top: finding the embedder must stay cheap
+            from transformers import AutoModel, AutoTokenizer
+
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
             model = AutoModel.from_pretrained(str(self.folder), dtype=torch.float32)
             model.eval()
@@ -99,6 +100,8 @@ class Embedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One unit row per text; an empty text gets a zero row."""
+        import torch
+
         with self._lock:
             self._load()
             rows = []
