@@ -16,6 +16,7 @@ from bot.core.cards import (
     search_reply,
     versions_reply,
 )
+from bot.core.grounding import COMMANDS as KNOWLEDGE_COMMANDS
 from bot.core.help import help_reply
 from bot.core.reply import Button, Reply
 from bot.core.spec import Request, arg, command, opt
@@ -208,4 +209,4 @@ def help(req: Request) -> Reply:  # noqa: A001 - the command is called help
 
 
 ALL = (search, info, tune, jobs, job, cancel, chat, deploy, undeploy, publish, versions,
-       rollback, retrain, correct, forget_me, help)
+       rollback, retrain, correct, forget_me, *KNOWLEDGE_COMMANDS, help)
