@@ -4,7 +4,7 @@ gap; an answered gap and a document answer at once."""
 
 from __future__ import annotations
 
-from tests.engine.knowledge.conftest import Grounded
+from tests.helpers.knowledge import Grounded
 
 
 def last_prompt(store: Grounded) -> str:
