@@ -16,6 +16,8 @@ KNOWN = {
     "quality": "token F1 on the sample FAQ after tuning, against the base model",
     "grounded": "answers with sources on the sample FAQ's rephrasings against fine-tune-only; "
                 "declines, citations, retrieval time at 100 to 100,000 entries",
+    "retrieval": "citation accuracy and decline separation on the sample FAQ's rephrasings: "
+                 "sentence embeddings and hybrid against keyword ranking",
     "slack": "Slack adapter: acknowledgement latency under load",
     "soak": "two serve + two workers on PostgreSQL and Redis under chat and tune traffic, "
             "a worker, a serve and Redis killed once each",

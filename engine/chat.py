@@ -62,12 +62,13 @@ class ChatService:
         target = self.catalog.live_target(model, caller)  # refuses a model made private
         started = time.perf_counter()
         found = self.knowledge.retrieve(model.id, target.version, question)
+        retrieval_ms = int((time.perf_counter() - started) * 1000)
         if found.in_scope:
             messages = build_prompt_messages(target.system_prompt, history, question,
                                              found.passages)
             generated = self.runner.answer(target, messages, on_token=on_token)
             reply = str(getattr(generated, "text", ""))
-            latency = int(getattr(generated, "latency_ms", 0) or 0)
+            latency = retrieval_ms + int(getattr(generated, "latency_ms", 0) or 0)
             tokens = int(getattr(generated, "tokens", 0) or 0)
         else:  # out of scope: say so and name who can help, instead of inventing an answer
             reply = decline_text(self.knowledge.handoff(model.id))

@@ -139,9 +139,9 @@ class SlackHandlers:
             return
         clean = strip_mentions(text, bot_user_id)
         files = event.get("files") or []
-        wants_tune = clean.split(None, 1)[:1] == ["tune"]
-        if files and (wants_tune or is_dm):
-            command = clean if wants_tune else f"tune {_model_name(files[0].get('name', ''))}"
+        wants_file = clean.split(None, 1)[:1] in (["tune"], ["docs"])  # commands that take one
+        if files and (wants_file or is_dm):
+            command = clean if wants_file else f"tune {_model_name(files[0].get('name', ''))}"
             self._guard(lambda: self._tune_from_file(team, user, channel, ts, files[0], command,
                                                      key),
                         channel=channel, user=user, thread_ts=ts)

@@ -4,6 +4,7 @@ gap; an answered gap and a document answer at once."""
 
 from __future__ import annotations
 
+from storage import catalog as catalog_rows
 from tests.helpers.knowledge import Grounded
 
 
@@ -92,3 +93,21 @@ def test_a_model_without_knowledge_answers_from_its_weights_as_before(
     answer = grounded.engine.chat.answer(grounded.admin, "plain", "hello there")
     assert answer.grounded is True and answer.sources == ()
     assert last_prompt(grounded) == "hello there"
+
+
+def test_an_answered_gap_joins_the_live_versions_training_data(grounded: Grounded) -> None:
+    engine = grounded.engine
+    report = engine.datasets.store(grounded.admin, "faq.csv",
+                                   b"question,answer\n" + b"".join(
+                                       f"Question {i}?,Answer {i}.\n".encode() for i in range(12)))
+    with engine.db.session() as s:
+        catalog_rows.insert_version(s, grounded.model.id, live=True, now=grounded.clock(),
+                                    dataset_id=report.dataset_id)
+    question = "Can I visit your office in Berlin?"
+    assert grounded.ask(question).grounded is False
+    gap = engine.curation.gaps(grounded.member, "acme")[0]
+    engine.curation.answer_gap(grounded.admin, f"gap {gap.id}", "Yes, weekdays 9-17.")
+    examples = engine.datasets.examples(report.dataset_id)
+    assert examples[-1] == [{"role": "user", "content": question},
+                            {"role": "assistant", "content": "Yes, weekdays 9-17."}]
+    assert engine.datasets.report(report.dataset_id).n_examples == 13
