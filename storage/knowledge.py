@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Optional
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
 
 from storage.tables import KnowledgeEntryRecord, KnowledgeGapRecord, KnowledgeSettingsRecord
@@ -33,21 +33,36 @@ def replace_entries(s: Session, model_id: int, version: Optional[int], origin: s
         s.add(entry)
         count += 1
     s.flush()
+    bump(s, model_id)
     return count
 
 
 def add_entry(s: Session, entry: KnowledgeEntryRecord) -> KnowledgeEntryRecord:
     s.add(entry)
     s.flush()
+    bump(s, model_id=entry.model_id)
     return entry
 
 
-def stamp(s: Session, model_id: int, version: Optional[int]) -> tuple[int, int]:
-    """(count, newest id) of a version's entries: changes whenever they change, so a cached
-    matrix can tell it is stale with one indexed query."""
-    row = s.exec(select(func.count(KnowledgeEntryRecord.id), func.max(KnowledgeEntryRecord.id))
-                 .where(*_answers_for(model_id, version))).one()
-    return int(row[0] or 0), int(row[1] or 0)
+def bump(s: Session, model_id: int) -> None:
+    """Mark the model's entries changed, atomically (two processes never get one number)."""
+    result = s.exec(update(KnowledgeSettingsRecord)  # type: ignore[call-overload]
+                    .where(KnowledgeSettingsRecord.model_id == model_id)
+                    .values(revision=KnowledgeSettingsRecord.revision + 1))
+    if not result.rowcount:
+        s.add(KnowledgeSettingsRecord(model_id=model_id, revision=1))
+        s.flush()
+
+
+def revision(s: Session, model_id: int) -> int:
+    """The model's entries' revision: one primary-key read."""
+    record = s.get(KnowledgeSettingsRecord, model_id)
+    return record.revision if record is not None else 0
+
+
+def count(s: Session, model_id: int, version: Optional[int]) -> int:
+    return int(s.exec(select(func.count(KnowledgeEntryRecord.id))
+                      .where(*_answers_for(model_id, version))).one() or 0)
 
 
 def entries(s: Session, model_id: int, version: Optional[int]) -> list[KnowledgeEntryRecord]:

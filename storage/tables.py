@@ -369,8 +369,9 @@ class KnowledgeGapRecord(SQLModel, table=True):
 
 
 class KnowledgeSettingsRecord(SQLModel, table=True):
-    """Per model: the retrieval score under which it declines, who chose it, and the
-    handoff text it names when it declines."""
+    """Per model: the retrieval score under which it declines, who chose it, the handoff
+    text it names when it declines, and the revision of its entries (a cached ranking is
+    current while the revision is unchanged: one primary-key read per search)."""
 
     __tablename__ = "knowledge_settings"
 
@@ -378,4 +379,5 @@ class KnowledgeSettingsRecord(SQLModel, table=True):
     threshold: Optional[float] = Field(default=None)
     threshold_by: str = Field(default="", max_length=16)  # tuning|admin
     handoff: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    revision: int = Field(default=0)  # bumped with every change of the model's entries
     updated_at: datetime = Field(default_factory=utcnow)

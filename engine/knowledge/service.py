@@ -1,7 +1,8 @@
 """`Knowledge`: what each model answers from, how a question is matched to it, and what it
 could not answer. Entries live in the database (storage/knowledge.py); each process keeps a
 ranking (keyword index and embedding matrix) per model version, rebuilt when the entries'
-stamp (count, newest id) changes, so several serve processes stay in step."""
+revision (bumped in the transaction that changes them) moves, so several serve processes
+stay in step."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ class Retrieval:
 
 @dataclass
 class _Cached:
-    stamp: tuple[int, int]
+    revision: int
     rows: list[KnowledgeEntryRecord]
     ranking: Ranking
 
@@ -179,30 +180,31 @@ class Knowledge:
 
     def entry_count(self, model_id: int, version: Optional[int]) -> int:
         with self.db.session() as s:
-            return store.stamp(s, model_id, version)[0]
+            return store.count(s, model_id, version)
 
     def _ranking(self, model_id: int, version: Optional[int]) -> Optional[_Cached]:
+        """The version's ranking, from this process's cache while the model's revision is
+        unchanged; None when it has no entries."""
         with self.db.session() as s:
-            stamp = store.stamp(s, model_id, version)
-        if stamp[0] == 0:
+            revision = store.revision(s, model_id)
+        if revision == 0:
             return None
         key = (model_id, version)
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and cached.stamp == stamp:
+            if cached is not None and cached.revision == revision:
                 self._cache.move_to_end(key)
-                return cached
-        with self.db.session() as s:
+                return cached if cached.rows else None
+        with self.db.session() as s:  # read after the revision: never older than it
             rows = store.entries(s, model_id, version)
-            stamp = (len(rows), max((r.id or 0) for r in rows) if rows else 0)
             vectors = self._matrix(s, rows)
-        built = _Cached(stamp, rows, Ranking(
+        built = _Cached(revision, rows, Ranking(
             KeywordIndex.build([f"{r.question}\n{r.text}" for r in rows]), vectors))
         with self._lock:
             self._cache[key] = built
             while len(self._cache) > CACHED_VERSIONS:
                 self._cache.popitem(last=False)
-        return built
+        return built if rows else None
 
     def _matrix(self, s, rows: list[KnowledgeEntryRecord]) -> Optional[np.ndarray]:
         """The entries' vectors; those stored without one (indexed while the embedder was

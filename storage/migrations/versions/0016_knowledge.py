@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column('threshold', sa.Float(), nullable=True),
         sa.Column('threshold_by', sa.String(length=16), nullable=False),
         sa.Column('handoff', sa.Text(), nullable=False),
+        sa.Column('revision', sa.Integer(), nullable=False, server_default='0'),
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(['model_id'], ['models.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('model_id'))
