@@ -135,6 +135,7 @@ class ModelCard:
     deployments: list[str] = field(default_factory=list)  # channels, in the caller's workspace
     system_prompt: str = ""
     score: float | None = None  # search relevance, when it came from a search
+    knowledge: KnowledgeView | None = None  # what it answers from now (the full card only)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     with opened() as engine:
-        card = engine.catalog.card(caller(), args.model)
+        card = engine.curation.card(caller(), args.model)
     emit(args, card, cards.card_reply(card))
     return 0
 

@@ -50,7 +50,7 @@ def search(req: Request) -> Reply:
 @command("info", "info MODEL", arg("model", "the model's name"))
 def info(req: Request) -> Reply:
     """Show a model's card: description, versions, metrics and where it is deployed."""
-    return card_reply(req.engine.catalog.card(req.caller, req.values["model"]))
+    return card_reply(req.engine.curation.card(req.caller, req.values["model"]))
 
 
 @command("tune", tune_usage() + " (+ an attached Q&A file)",

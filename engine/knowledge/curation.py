@@ -10,6 +10,7 @@ in, so one workspace never sees another's questions.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Callable
 
@@ -20,7 +21,7 @@ from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.identity import Caller
 from engine.knowledge.documents import read_document, split_passages
 from engine.knowledge.service import Knowledge
-from engine.views import GapView, KnowledgeView
+from engine.views import GapView, KnowledgeView, ModelCard
 from storage import catalog as catalog_store
 from storage.db import Database
 from storage.tables import KnowledgeGapRecord, ModelRecord
@@ -115,6 +116,11 @@ class Curation:
                                f"not {value!r}.")
         self.knowledge.set_threshold(model.id, number, chosen_by="admin")
         return self.view(caller, model_name)
+
+    def card(self, caller: Caller, model_name: str) -> ModelCard:
+        """The model's full card with what it answers from now (threshold, handoff)."""
+        card = self.catalog.card(caller, model_name)
+        return replace(card, knowledge=self.view(caller, model_name))
 
     def view(self, caller: Caller, model_name: str) -> KnowledgeView:
         """What the model answers from and when it declines."""

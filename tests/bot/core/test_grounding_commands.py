@@ -95,6 +95,9 @@ def test_handoff_and_threshold_are_for_admins_of_the_models_workspace(
     assert say(core, store.admin, "threshold acme 1.5").kind == "error"
     assert say(core, store.admin, "threshold acme 0.99").kind == "success"
     assert store.ask("I forgot my login password. What now?").grounded is False
+    card = shown(say(core, store.member, "info acme"))
+    assert ('Answers from: 46 entries; declines below 0.99 (admin); hands off with "ask '
+            '@support-team in #help"') in card
 
 
 def test_a_document_is_added_by_attachment_and_answers(store: Grounded, core: Dispatcher
