@@ -28,7 +28,8 @@ from storage.tables import KnowledgeEntryRecord, KnowledgeGapRecord
 DEFAULT_THRESHOLDS = {"embedding": 0.36, "hybrid": 0.33, "keyword": 0.25}
 CONTEXT_K = 3  # entries put into the model's context
 SOURCE_MARGIN = 0.05  # further sources are shown when this close to the best one
-GAP_SIMILAR = {"embedding": 0.7, "hybrid": 0.7, "keyword": 0.6}  # a declined question joins a gap this close
+# A declined question joins an open gap at least this close (cosine; word overlap for keyword).
+GAP_SIMILAR = {"embedding": 0.7, "hybrid": 0.7, "keyword": 0.6}
 CACHED_VERSIONS = 64
 DECLINE = "I can't answer that from my files."
 NO_HANDOFF = "Please ask a person on your team; an admin can answer it with `/store gaps`."

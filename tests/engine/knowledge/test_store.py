@@ -62,7 +62,8 @@ def test_a_second_process_sees_an_answered_gap_at_once(db: Database, embedder: A
     assert serving.score(model, None, question) < serving.threshold(model)  # cached now
     gap = serving.record_gap(model, "slack:T1", question)
     clock.advance(hours=1)
-    assert serving.record_gap(model, "slack:T1", "Is it possible to visit the Berlin office?") == gap
+    rephrased = "Is it possible to visit the Berlin office?"
+    assert serving.record_gap(model, "slack:T1", rephrased) == gap
     assert serving.record_gap(model, "slack:T2", question) != gap  # another workspace's own
     [open_gap] = admin.open_gaps(model, "slack:T1")
     assert (open_gap.count, open_gap.last_asked > open_gap.first_asked) == (2, True)
