@@ -20,6 +20,23 @@ def _answers_for(model_id: int, version: Optional[int]):
     return (KnowledgeEntryRecord.model_id == model_id, scope)
 
 
+def file_version(s: Session, model_id: int, version: Optional[int]) -> Optional[int]:
+    """The version whose file entries `version` answers from: its own, or, when it has none
+    (a retrain trains on the same file and indexes nothing), the newest earlier version's.
+    Staging keys (0 or below) and None are taken as they are."""
+    if version is None or version <= 0:
+        return version
+    own = s.exec(select(KnowledgeEntryRecord.id).where(
+        KnowledgeEntryRecord.model_id == model_id,
+        KnowledgeEntryRecord.version == version).limit(1)).first()
+    if own is not None:
+        return version
+    earlier = s.exec(select(func.max(KnowledgeEntryRecord.version)).where(
+        KnowledgeEntryRecord.model_id == model_id, KnowledgeEntryRecord.version > 0,
+        KnowledgeEntryRecord.version < version)).one()
+    return int(earlier) if earlier is not None else version
+
+
 def replace_entries(s: Session, model_id: int, version: Optional[int], origin: str,
                     source: str, entries: Iterable[KnowledgeEntryRecord]) -> int:
     """Swap one file's entries of one version for `entries` in the caller's transaction."""
@@ -61,12 +78,14 @@ def revision(s: Session, model_id: int) -> int:
 
 
 def count(s: Session, model_id: int, version: Optional[int]) -> int:
-    return int(s.exec(select(func.count(KnowledgeEntryRecord.id))
-                      .where(*_answers_for(model_id, version))).one() or 0)
+    scope = _answers_for(model_id, file_version(s, model_id, version))
+    return int(s.exec(select(func.count(KnowledgeEntryRecord.id)).where(*scope)).one() or 0)
 
 
 def entries(s: Session, model_id: int, version: Optional[int]) -> list[KnowledgeEntryRecord]:
-    return list(s.exec(select(KnowledgeEntryRecord).where(*_answers_for(model_id, version))
+    """Every entry `version` answers from (see file_version), in the order they were added."""
+    scope = _answers_for(model_id, file_version(s, model_id, version))
+    return list(s.exec(select(KnowledgeEntryRecord).where(*scope)
                        .order_by(KnowledgeEntryRecord.id)))
 
 

@@ -36,8 +36,8 @@ before changing it):
         k.retrieve(model_id, version, question) -> Retrieval(passages, best, threshold,
             has_knowledge) with .in_scope and .sources: what the chat path uses
         A version answers from its own file's entries (index_examples with its number) plus
-        every version-None entry: a retrain's new version must be indexed too (its file's
-        rows), or it answers from documents and gaps only.
+        every version-None entry; a version with no file entries of its own (a retrain's)
+        answers from the newest earlier version's. Keys <= 0 (staging) are taken as given.
         Scores are comparable to thresholds only within one method: tune with the engine's
         k.method and store the threshold with set_threshold(..., chosen_by="tuning").
 """

@@ -50,6 +50,9 @@ def test_each_version_answers_from_its_own_file_and_every_document(db: Database,
     # tuning version 1 again on another file's rows replaces its entries, nothing else
     assert knowledge.index_examples(model, 1, "faq.csv", rows[:2]) == 2
     assert knowledge.entry_count(model, 1) == 3 and knowledge.entry_count(model, 2) == 11
+    # a retrain's version 3 indexes nothing of its own: it answers from version 2's file
+    assert knowledge.entry_count(model, 3) == 11
+    assert knowledge.search(model, 3, "How do I cancel my plan?", k=1)[0].ref == "faq.csv, row 17"
 
 
 def test_a_second_process_sees_an_answered_gap_at_once(db: Database, embedder: Any) -> None:
