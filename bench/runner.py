@@ -18,6 +18,10 @@ KNOWN = {
     "prefill": "time to first token with ~600 tokens of retrieved passages, against "
                "transformers generate",
     "quality": "token F1 on the sample FAQ after tuning, against the base model",
+    "grounded": "answers with sources on the sample FAQ's rephrasings against fine-tune-only; "
+                "declines, citations, retrieval time at 100 to 100,000 entries",
+    "retrieval": "citation accuracy and decline separation on the sample FAQ's rephrasings: "
+                 "sentence embeddings and hybrid against keyword ranking",
     "slack": "Slack adapter: acknowledgement latency under a burst of commands and of mentions, "
              "time to an answer's first characters streamed natively against edits",
     "soak": "two serve + two workers on PostgreSQL and Redis under chat and tune traffic, "

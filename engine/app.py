@@ -23,6 +23,9 @@ from engine.installations import Installations
 from engine.jobs.backends import JobBackend, make_backend
 from engine.jobs.service import JobService
 from engine.jobs.watches import Watches
+from engine.knowledge.curation import Curation
+from engine.knowledge.ranking import Embeds
+from engine.knowledge.service import Knowledge
 from engine.monitoring import Metrics
 from engine.privacy import Privacy
 from engine.retraining.service import Retrainer
@@ -59,6 +62,8 @@ class Engine:
     chat: ChatService = field(init=False)
     privacy: Privacy = field(init=False)
     retrainer: Retrainer = field(init=False)
+    knowledge: Knowledge = field(init=False)
+    curation: Curation = field(init=False)
 
     @classmethod
     def open(
@@ -70,6 +75,7 @@ class Engine:
         runner: ChatRunner | None = None,
         job_backend: JobBackend | None = None,
         migrate: bool = True,
+        embedder: Callable[[], Embeds | None] | None = None,
     ) -> "Engine":
         """Open (and upgrade) the store under settings.home and wire the services."""
         _prepare_home(settings)
@@ -77,11 +83,12 @@ class Engine:
         if migrate:
             db.migrate()
         engine = cls(settings=settings, db=db, clock=clock)
-        engine._wire(hub=hub, runner=runner, job_backend=job_backend)
+        engine._wire(hub=hub, runner=runner, job_backend=job_backend, embedder=embedder)
         return engine
 
     def _wire(self, *, hub: ModelHub | None, runner: ChatRunner | None,
-              job_backend: JobBackend | None) -> None:
+              job_backend: JobBackend | None,
+              embedder: Callable[[], Embeds | None] | None = None) -> None:
         self.artifacts = ArtifactStore.open(self.settings, self.db, self.clock)
         self.hub = hub or ModelHub(self.settings, artifacts=self.artifacts)
         self.hub.use_artifacts(self.artifacts)
@@ -99,8 +106,12 @@ class Engine:
                                            before_step=self.metrics.batch_size.observe)
         if hasattr(self.runner, "queue_depth"):
             self.metrics.watch_queue(self.runner.queue_depth)
+        self.knowledge = (Knowledge(self.db, self.clock, embedder=embedder) if embedder
+                          else Knowledge.open(self.db, self.clock, self.settings.cache_dir))
         self.chat = ChatService(self.db, self.settings, self.catalog,
-                                self.metrics.measured(self.runner), self.clock)
+                                self.metrics.measured(self.runner), self.clock,
+                                knowledge=self.knowledge)
+        self.curation = Curation(self.db, self.catalog, self.knowledge, self.datasets, self.clock)
         self.privacy = Privacy(self.db, self.chat, self.datasets)
         self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)
 

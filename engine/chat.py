@@ -3,15 +3,18 @@ corrections, forget-me, retention) into tomorrow's training pairs."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any, Callable, Optional, Protocol
 
 from engine.catalog.service import Catalog
 from engine.errors import InvalidInput, NotFound, StoreError
 from engine.identity import Caller
+from engine.knowledge.prompt import build_prompt_messages
+from engine.knowledge.service import Knowledge, Retrieval, decline_text
 from engine.limits import RateLimiter, check_length
 from engine.settings import Settings
-from engine.views import ChatAnswer, Target
+from engine.views import ChatAnswer, Source, Target
 from storage import catalog as catalog_store
 from storage import conversations as logs
 from storage.db import Database
@@ -31,8 +34,10 @@ class ChatService:
     """One chat turn at a time: resolve the model, generate, log question and answer."""
 
     def __init__(self, db: Database, settings: Settings, catalog: Catalog, runner: Runner,
-                 clock: Callable[[], datetime], limits: Optional[RateLimiter] = None) -> None:
+                 clock: Callable[[], datetime], limits: Optional[RateLimiter] = None,
+                 knowledge: Optional[Knowledge] = None) -> None:
         self.db = db
+        self.knowledge = knowledge or Knowledge(db, clock)  # keyword ranking without one
         self.settings = settings
         self.catalog = catalog
         self.runner = runner
@@ -55,15 +60,22 @@ class ChatService:
         self.limits.check_chat(caller)  # per user and workspace; Busy says when to retry
         model, chosen_by = self._model_for(caller, model_name)
         target = self.catalog.live_target(model, caller)  # refuses a model made private
-        messages: list[dict[str, str]] = []
-        if target.system_prompt:
-            messages.append({"role": "system", "content": target.system_prompt})
-        messages += [{"role": m["role"], "content": m["content"]} for m in history or []
-                     if m.get("role") in ("user", "assistant") and m.get("content")]
-        messages.append({"role": "user", "content": question})
-        generated = self.runner.answer(target, messages, on_token=on_token)
-        reply = str(getattr(generated, "text", ""))
-        latency = int(getattr(generated, "latency_ms", 0) or 0)
+        started = time.perf_counter()
+        found = self.knowledge.retrieve(model.id, target.version, question)
+        retrieval_ms = int((time.perf_counter() - started) * 1000)
+        if found.in_scope:
+            messages = build_prompt_messages(target.system_prompt, history, question,
+                                             found.passages)
+            generated = self.runner.answer(target, messages, on_token=on_token)
+            reply = str(getattr(generated, "text", ""))
+            latency = retrieval_ms + int(getattr(generated, "latency_ms", 0) or 0)
+            tokens = int(getattr(generated, "tokens", 0) or 0)
+        else:  # out of scope: say so and name who can help, instead of inventing an answer
+            reply = decline_text(self.knowledge.handoff(model.id))
+            self.knowledge.record_gap(model.id, caller.workspace, question)
+            if on_token is not None:
+                on_token(reply)
+            latency, tokens = int((time.perf_counter() - started) * 1000), 0
         now = self.clock()
         with self.db.session() as s:
             conv = logs.conversation(s, caller.platform, caller.workspace, caller.channel,
@@ -82,8 +94,9 @@ class ChatService:
                 self.set_answer_ref(answered.id, str(ref))
         return ChatAnswer(text=reply, model_name=self.catalog.shown_name(caller, model),
                           version=target.version,
-                          message_id=answered.id, latency_ms=latency,
-                          tokens=int(getattr(generated, "tokens", 0) or 0), chosen_by=chosen_by)
+                          message_id=answered.id, latency_ms=latency, tokens=tokens,
+                          chosen_by=chosen_by, sources=_sources(found),
+                          grounded=found.in_scope)
 
     def _model_for(self, caller: Caller, model_name: Optional[str]) -> tuple[ModelRecord, str]:
         """The model named, else the one that answers here (channel, workspace, store)."""
@@ -195,3 +208,8 @@ class ChatService:
         (source "feedback") and corrections (source "correction")."""
         with self.db.session() as s:
             return logs.curated_pairs(s, model_id, since)
+
+
+def _sources(found: Retrieval) -> tuple[Source, ...]:
+    return tuple(Source(ref=p.ref, question=p.question, text=p.text, score=p.score)
+                 for p in found.sources)

@@ -77,6 +77,10 @@ class TuneResult:
     metrics_after: dict[str, Any] = field(default_factory=dict)  # tuned, held out
     trained_questions_f1: float | None = None  # the file's own questions, final adapter
     epochs: int | None = None
+    grounded: dict[str, Any] = field(default_factory=dict)
+    """Answers with sources (docs/grounding.md): rephrased_f1, citation_accuracy,
+    off_topic_declined, in_scope_declined, threshold (chosen by tuning), rephrased_from,
+    n_rephrased, n_off_topic, entries, method; empty when the file was not indexed."""
     train_seconds: float | None = None
     tokens_per_s: float | None = None
     total_seconds: float | None = None
@@ -131,6 +135,7 @@ class ModelCard:
     deployments: list[str] = field(default_factory=list)  # channels, in the caller's workspace
     system_prompt: str = ""
     score: float | None = None  # search relevance, when it came from a search
+    knowledge: KnowledgeView | None = None  # what it answers from now (the full card only)
 
 
 @dataclass(frozen=True)
@@ -259,3 +264,28 @@ class Target:
     system_prompt: str = ""
     model_id: int | None = None
     tenant: str = ""  # the asking workspace: the runner shares its queue fairly among them
+
+
+@dataclass(frozen=True)
+class GapView:
+    """A question a model declined (`/store gaps`), its rephrasings counted in."""
+
+    id: int
+    model_name: str
+    question: str
+    count: int  # how often it (or a rephrasing) was asked
+    first_asked: datetime
+    last_asked: datetime
+
+
+@dataclass(frozen=True)
+class KnowledgeView:
+    """What a model answers from, shown by `/store docs` and the model card."""
+
+    model_name: str
+    entries: int  # every entry a live answer may cite
+    documents: tuple[tuple[str, int], ...]  # (file name, passages)
+    threshold: float  # the retrieval score under which it declines
+    threshold_by: str  # tuning|admin|default
+    handoff: str  # who to ask when it declines ("" unset)
+    method: str  # hybrid|keyword

@@ -346,3 +346,60 @@ class InstallationRecord(SQLModel, table=True):
     installer: str = Field(default="", max_length=64)
     is_enterprise_install: bool = Field(default=False)
     installed_at: datetime = Field(default_factory=utcnow)
+
+
+class KnowledgeEntryRecord(SQLModel, table=True):
+    """One entry a model answers from: a Q&A row of a tuned file, a document passage, an
+    answered gap or a curated pair. `version` None: every version answers from it (documents,
+    gaps); a number: the entries of the file that version was tuned on."""
+
+    __tablename__ = "knowledge_entries"
+    __table_args__ = (Index("ix_knowledge_entries_model_version", "model_id", "version"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", ondelete="CASCADE")
+    version: Optional[int] = Field(default=None)
+    origin: str = Field(default="file", max_length=16)  # file|document|gap|curated
+    source: str = Field(default="", max_length=255)  # the file name ("" for gaps)
+    position: int = Field(default=0)  # row, passage or gap number
+    ref: str = Field(default="", max_length=300)  # "faq.csv, row 12"
+    question: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    embedding: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary))  # float32
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class KnowledgeGapRecord(SQLModel, table=True):
+    """A question a model declined, with its rephrasings folded in (`count`); answered once
+    an admin gives the answer, which becomes a knowledge entry."""
+
+    __tablename__ = "knowledge_gaps"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", index=True, ondelete="CASCADE")
+    workspace: str = Field(default="", index=True, max_length=128)  # the model's workspace
+    question: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    count: int = Field(default=1)
+    first_asked: datetime = Field(default_factory=utcnow)
+    last_asked: datetime = Field(default_factory=utcnow)
+    embedding: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary))
+    state: str = Field(default="open", index=True, max_length=16)  # open|answered
+    answer: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    entry_id: Optional[int] = Field(default=None)
+    answered_by: str = Field(default="", max_length=128)
+    answered_at: Optional[datetime] = Field(default=None)
+
+
+class KnowledgeSettingsRecord(SQLModel, table=True):
+    """Per model: the retrieval score under which it declines, who chose it, the handoff
+    text it names when it declines, and the revision of its entries (a cached ranking is
+    current while the revision is unchanged: one primary-key read per search)."""
+
+    __tablename__ = "knowledge_settings"
+
+    model_id: int = Field(foreign_key="models.id", primary_key=True, ondelete="CASCADE")
+    threshold: Optional[float] = Field(default=None)
+    threshold_by: str = Field(default="", max_length=16)  # tuning|admin
+    handoff: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    revision: int = Field(default=0)  # bumped with every change of the model's entries
+    updated_at: datetime = Field(default_factory=utcnow)

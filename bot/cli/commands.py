@@ -22,11 +22,12 @@ from bot.console.render import render
 from bot.core import cards
 from bot.core.progress import JobWatcher
 from bot.core.reply import Reply
+from bot.core.text import footer_lines
 from engine.errors import InvalidInput
 from engine.identity import Caller
 from engine.settings import Settings
 from engine.training.config import TUNE_OPTIONS
-from engine.views import Origin, as_dict
+from engine.views import ChatAnswer, Origin, as_dict
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -73,7 +74,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     with opened() as engine:
-        card = engine.catalog.card(caller(), args.model)
+        card = engine.curation.card(caller(), args.model)
     emit(args, card, cards.card_reply(card))
     return 0
 
@@ -176,9 +177,44 @@ def cmd_chat(args: argparse.Namespace) -> int:
     with opened() as engine:
         if args.message:
             answer = engine.chat.answer(caller(), args.model, " ".join(args.message))
-            print(answer.text)
+            if getattr(args, "json", False):
+                print(json.dumps(chat_json(answer), indent=2))
+            else:
+                print("\n".join([answer.text, *source_lines(answer)]))
             return 0
+        if getattr(args, "json", False):
+            raise InvalidInput("`gptstore chat MODEL --json` needs a MESSAGE: --json prints "
+                               "one answer.")
         return interactive_chat(engine, args.model, sys.stdin, sys.stdout)
+
+
+def chat_json(answer: "ChatAnswer") -> dict[str, Any]:
+    """The `gptstore chat --json` document (docs/DESIGN.md)."""
+    return {"model": answer.model_name, "version": answer.version, "answer": answer.text,
+            "grounded": answer.grounded,
+            "sources": [{"ref": s.ref, "question": s.question, "text": s.text,
+                         "score": s.score} for s in answer.sources],
+            "latency_ms": answer.latency_ms}
+
+
+def source_lines(answer: "ChatAnswer") -> list[str]:
+    """The line(s) printed after an answer: the entries it came from."""
+    return footer_lines(Reply(text=answer.text, sources=answer.sources))
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """`gptstore docs add MODEL FILE`: a document the model answers from."""
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    with opened() as engine:
+        name, passages = engine.curation.add_document(caller(), args.model, path.name, data)
+    result = {"model": name, "file": path.name, "passages": passages}
+    emit(args, result, Reply(text=f"{name} now answers from {path.name} ({passages} "
+                                  "passages).", kind="success"))
+    return 0
 
 
 def interactive_chat(engine: "Engine", model: str, stdin: Any, stdout: Any) -> int:
@@ -200,7 +236,7 @@ def interactive_chat(engine: "Engine", model: str, stdin: Any, stdout: Any) -> i
             stdout.flush()
 
         answer = engine.chat.answer(me, model, line.strip(), history=history, on_token=on_token)
-        stdout.write("\n")
+        stdout.write("\n" + "".join(f"{line}\n" for line in source_lines(answer)))
         history += [{"role": "user", "content": line.strip()},
                     {"role": "assistant", "content": answer.text}]
 
@@ -253,6 +289,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 COMMANDS = {"search": cmd_search, "info": cmd_info, "models": cmd_models, "tune": cmd_tune,
             "jobs": cmd_jobs, "job": cmd_job, "cancel": cmd_cancel, "chat": cmd_chat,
             "console": cmd_console, "demo": cmd_demo, "serve": cmd_serve,
-            "worker": cmd_worker, "bench": cmd_bench}
+            "worker": cmd_worker, "bench": cmd_bench, "docs": cmd_docs}
 
 __all__ = ["run", "COMMANDS"]

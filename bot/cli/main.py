@@ -105,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="one answer, or an interactive chat")
     chat.add_argument("model")
     chat.add_argument("message", nargs="*", help="the question (none: interactive)")
+    chat.add_argument("--json", action="store_true",
+                      help="print one JSON document: answer, grounded, sources, latency_ms")
+
+    docs = sub.add_parser("docs", help="documents a model answers from")
+    docs_sub = docs.add_subparsers(dest="docs_command", required=True)
+    docs_add = docs_sub.add_parser("add", help="add a .txt/.md document to a model")
+    docs_add.add_argument("model")
+    docs_add.add_argument("file")
+    docs_add.add_argument("--json", action="store_true")
 
     bench = sub.add_parser("bench", help="benchmarks, with ratios against their baselines")
     bench.add_argument("name", nargs="?")

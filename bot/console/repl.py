@@ -32,6 +32,10 @@ PROMPT = "store> "
 EXIT_WORDS = {"exit", "quit", "/exit", "/quit", ":q"}
 
 
+# Commands that take a file, and how the console asks for its path.
+FILE_EXAMPLES = {"tune": "Q&A file, e.g. `tune acme-support faq.csv`",
+                 "docs": "document, e.g. `docs acme-support guide.md`"}
+
 class TerminalSink:
     """Job progress on a terminal: one rewritten line with a bar (tty) or plain lines."""
 
@@ -123,15 +127,15 @@ class Console:
         return reply
 
     def _with_file(self, command: Command) -> Command:
-        """`tune NAME PATH`: the console's way of attaching a file."""
-        if command.name != "tune" or len(command.args) < 2:
+        """`tune NAME PATH`, `docs NAME PATH`: the console's way of attaching a file."""
+        if command.name not in FILE_EXAMPLES or len(command.args) < 2:
             return command
         path = Path(command.args[1]).expanduser()
         if not path.is_absolute():
             path = self.cwd / path
         if not path.is_file():
             raise InvalidInput(f"There is no file at {command.args[1]}; give the path of your "
-                               "Q&A file, e.g. `tune acme-support faq.csv`.")
+                               f"{FILE_EXAMPLES[command.name]}.")
         try:
             data = path.read_bytes()
         except OSError as exc:

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from bot.core.progress import duration, final_reply, metric_fields, progress_text
+from bot.core.progress import (
+    duration,
+    final_reply,
+    grounded_fields,
+    metric_fields,
+    progress_text,
+)
 from bot.core.reply import Button, Reply
-from engine.views import ChatAnswer, DatasetReport, ForgetReport, JobView, ModelCard, VersionView
+from engine.views import (
+    ChatAnswer,
+    DatasetReport,
+    ForgetReport,
+    JobView,
+    KnowledgeView,
+    ModelCard,
+    VersionView,
+)
 
 
 def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = "info") -> Reply:
@@ -23,8 +37,11 @@ def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = 
     live = next((v for v in card.versions if v.number == card.live_version), None)
     if live is not None:
         fields.extend(metric_fields(live.metrics_before, live.metrics_after))
+        fields.extend(grounded_fields(live.metrics_after.get("grounded")))
         if live.notes:
             fields.append(("Notes", live.notes))
+    if card.knowledge is not None and card.knowledge.entries:
+        fields.append(("Answers from", knowledge_line(card.knowledge)))
     if len(card.versions) > 1:
         fields.append(("Versions", ", ".join(f"v{v.number} {v.status}" for v in card.versions)))
     body = card.description or "(no description)"
@@ -33,6 +50,15 @@ def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = 
     buttons = () if card.is_base else (Button("Deploy here", f"deploy {card.name}", "primary"),)
     return Reply(title=title or card.name, text=body, fields=tuple(fields), kind=kind,
                  buttons=buttons, card=True)
+
+
+def knowledge_line(view: KnowledgeView) -> str:
+    """What a model answers from now and when it declines (it may differ from what its tune
+    chose: an admin can change the threshold)."""
+    docs = f", {len(view.documents)} document(s)" if view.documents else ""
+    handoff = f"; hands off with \"{view.handoff}\"" if view.handoff else ""
+    return (f"{view.entries} entries{docs}; declines below {view.threshold:.2f} "
+            f"({view.threshold_by}){handoff}")
 
 
 def search_reply(cards: list[ModelCard], words: str) -> Reply:

@@ -16,6 +16,7 @@ from bot.core.cards import (
     search_reply,
     versions_reply,
 )
+from bot.core.grounding import COMMANDS as KNOWLEDGE_COMMANDS
 from bot.core.help import help_reply
 from bot.core.reply import Button, Reply
 from bot.core.spec import Request, arg, command, opt
@@ -49,7 +50,7 @@ def search(req: Request) -> Reply:
 @command("info", "info MODEL", arg("model", "the model's name"))
 def info(req: Request) -> Reply:
     """Show a model's card: description, versions, metrics and where it is deployed."""
-    return card_reply(req.engine.catalog.card(req.caller, req.values["model"]))
+    return card_reply(req.engine.curation.card(req.caller, req.values["model"]))
 
 
 @command("tune", tune_usage() + " (+ an attached Q&A file)",
@@ -208,4 +209,4 @@ def help(req: Request) -> Reply:  # noqa: A001 - the command is called help
 
 
 ALL = (search, info, tune, jobs, job, cancel, chat, deploy, undeploy, publish, versions,
-       rollback, retrain, correct, forget_me, help)
+       rollback, retrain, correct, forget_me, *KNOWLEDGE_COMMANDS, help)

@@ -162,6 +162,22 @@ def metric_fields(before: dict[str, Any], after: dict[str, Any]) -> tuple[tuple[
     return tuple(rows)
 
 
+def grounded_fields(figures: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """The answers-with-sources figures of a tune (TuneResult.grounded) as field rows."""
+    if not figures or figures.get("rephrased_f1") is None:
+        return ()
+    return (
+        ("Token F1 on rephrased questions",
+         f"{figures['rephrased_f1']:.2f} ({figures.get('n_rephrased', 0)} from the "
+         f"{figures.get('rephrased_from', 'rewording rules')})"),
+        ("Citations right", f"{figures['citation_accuracy']:.0%}"),
+        ("Declined", f"{figures['off_topic_declined']:.0%} of off-topic questions, "
+                     f"{figures['in_scope_declined']:.0%} of in-scope ones"),
+        ("Decline threshold", f"{figures['threshold']:.2f} (chosen by "
+                              f"{figures.get('threshold_chosen_by', 'tuning')})"),
+    )
+
+
 def _first(metrics: dict[str, Any], keys: str | tuple[str, ...]) -> Any:
     for key in (keys,) if isinstance(keys, str) else keys:
         if metrics.get(key) is not None:
@@ -192,6 +208,7 @@ def final_reply(job: JobView, *, files: Callable[[str], Path | None] | None = No
     fields = list(metric_fields(result.metrics_before, result.metrics_after))
     if result.trained_questions_f1 is not None:
         fields.append(("Token F1 on the trained questions", f"{result.trained_questions_f1:.2f}"))
+    fields.extend(grounded_fields(result.grounded))
     for seconds, label in ((result.train_seconds, "Training time"),
                            (result.total_seconds, "Job time")):
         if seconds is not None:

@@ -45,9 +45,8 @@ def split_text(text: str, limit: int) -> list[str]:
 
 def footer_lines(reply: Reply) -> list[str]:
     """What follows a chat answer: the entries it came from, and which model answered."""
-    lines = []
-    if reply.sources:
-        lines.append("Sources: " + "; ".join(f"{s.ref}: {s.question}" for s in reply.sources))
+    lines = [f"from {s.ref}: {s.question}" if s.question else f"from {s.ref}"
+             for s in reply.sources]
     if reply.note:
         lines.append(reply.note)
     return lines

@@ -175,11 +175,11 @@ class SlackHandlers:
         if on_first is not None:
             on_first(clean)
         files = event.get("files") or []
-        wants_tune = clean.split(None, 1)[:1] == ["tune"]
+        wants_file = clean.split(None, 1)[:1] in (["tune"], ["docs"])  # commands that take one
         poster = self.poster(client)
         user_team = event.get("user_team") or ""
-        if files and (wants_tune or is_dm):
-            command = clean if wants_tune else f"tune {_model_name(files[0].get('name', ''))}"
+        if files and (wants_file or is_dm):
+            command = clean if wants_file else f"tune {_model_name(files[0].get('name', ''))}"
             self._guard(poster, lambda: self._tune_from_file(
                 poster, team, user, channel, ts, files[0], command, key, user_team),
                 channel=channel, user=user, thread_ts=ts)

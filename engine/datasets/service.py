@@ -37,7 +37,7 @@ class ForgottenUpload:
 
 
 Pair = tuple[str, str] | Sequence[dict[str, str]]  # (question, answer) or a messages list
-SOURCES = ("file", "feedback", "correction")
+SOURCES = ("file", "feedback", "correction", "gap")  # gap: an answered gap (/store answer)
 SPLITS = ("train", "validation", "test")
 
 
@@ -106,6 +106,14 @@ class Datasets:
             self._get(session, dataset_id)
             found = rows.list_examples(session, dataset_id, split)
         return [list(example.messages) for example in found]
+
+    def file_rows(self, dataset_id: int) -> list[tuple[str, int, list[dict[str, Any]]]]:
+        """(split, row or line number, messages) of each example that came from the uploaded
+        files (curated ones left out), in file order: what a tune indexes and cites."""
+        with self.db.session() as session:
+            self._get(session, dataset_id)
+            found = rows.list_examples(session, dataset_id, source="file")
+        return [(e.split, e.position, list(e.messages)) for e in found]
 
     def report(self, dataset_id: int) -> DatasetReport:
         """The stored dataset's summary, as `store` returned it."""

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from engine.catalog.service import Catalog
     from engine.chat import ChatService
     from engine.datasets.service import Datasets
+    from engine.knowledge.service import Knowledge
     from engine.settings import Settings
     from engine.weights import ModelHub
     from storage.db import Database
@@ -37,6 +38,7 @@ class JobContext:
     chat: "ChatService | None" = None  # conversation logs and curated pairs (retrains)
     model_id: int | None = None  # the entry the job is for (None: look model_name up in workspace)
     artifacts: "ArtifactStore | None" = None  # where versions' files go (every host reads it)
+    knowledge: "Knowledge | None" = None  # the model's entries: a tune indexes its file there
     checkpoint_saved: Callable[[dict[str, Any]], None] = lambda note: None
     """Call after writing checkpoint_dir: the worker stores the folder in the artifact store
     and records it on the job with `note` (one event), so a job resumed on another host

@@ -92,6 +92,7 @@ class _Run:
                 settings=self.settings, db=engine.db, catalog=getattr(engine, "catalog", None),
                 datasets=getattr(engine, "datasets", None), hub=getattr(engine, "hub", None),
                 chat=getattr(engine, "chat", None), artifacts=getattr(engine, "artifacts", None),
+                knowledge=getattr(engine, "knowledge", None),
                 model_id=job.model_id, report=self.report, should_stop=self.cancel.is_set,
                 checkpoint_saved=self.checkpoint_saved)
             result = body(ctx)

@@ -16,6 +16,7 @@ from engine.training.config import TrainConfig, continuation_epochs
 from engine.training.evaluation import evaluate
 from engine.training.loop import TrainResult
 from engine.views import TuneResult, as_dict
+from engine.workflows.grounding import Grounding, grounded_summary
 from engine.workflows.steps import (
     Memo,
     answer_budget,
@@ -34,10 +35,16 @@ PHASES = {"base": 0.06, "select": 0.50, "held_out": 0.56, "final": 0.92, "known"
 def run_tune(ctx: JobContext) -> dict[str, Any]:
     """Tune ctx.model_name on dataset ctx.dataset_id; returns the job's TuneResult as JSON."""
     tune = _Tune(ctx)
-    tune.score_base()
-    epochs = tune.select_epochs()
-    final = tune.train_final(epochs)
-    return as_dict(tune.publish(final, epochs))
+    try:
+        tune.score_base()
+        tune.ground()
+        epochs = tune.select_epochs()
+        final = tune.train_final(epochs)
+        return as_dict(tune.publish(final, epochs))
+    except BaseException:
+        if tune.grounding is not None:  # the live version's knowledge stays as it was
+            tune.grounding.discard()
+        raise
 
 
 class _Tune:
@@ -56,6 +63,9 @@ class _Tune:
                                "least 10 question-answer pairs.")
         self.filename = dataset_filename(ctx)
         entry = ctx.catalog.job_model(ctx.model_id, ctx.workspace, ctx.model_name)
+        self.system_prompt = entry.system_prompt or ""
+        self.grounding: Grounding | None = None
+        self.grounded: dict[str, list] = {"train": [], "all": []}
         self.model, self.tokenizer = ctx.hub.load(ctx.catalog.base_target(entry).base_path)
         self.memo = Memo(Path(ctx.checkpoint_dir) / "tune.json")
         self.budget = answer_budget(self.tokenizer, self.everything, ctx.settings.max_new_tokens)
@@ -75,10 +85,28 @@ class _Tune:
                                         self.budget)
         stop_if_cancelled(self.ctx)
 
+    def ground(self) -> None:
+        """Index the file's rows into the model's knowledge (staged until publish), choose
+        the decline threshold from retrieval scores, and build the grounded examples that
+        train the adapter to answer from its context (engine/workflows/grounding.py)."""
+        if self.ctx.knowledge is None:
+            return
+        phase(self.ctx, PHASES["base"], f"Indexing the {len(self.everything)} entries of "
+                                        f"{self.filename} for answers with sources.", "indexing")
+        self.grounding = Grounding.prepare(self.ctx, self.ctx.knowledge, self.filename,
+                                           self.system_prompt)
+        self.grounding.calibrate()
+        questions = [m["content"] for ex in self.splits["train"] for m in ex
+                     if m.get("role") == "user"]
+        self.grounded = {"train": self.grounding.training_examples(questions),
+                         "all": self.grounding.training_examples()}
+        stop_if_cancelled(self.ctx)
+
     def select_epochs(self) -> int:
         """Train on the train split with validation, score the held-out test split (the
         "after"), and return the epochs the final pass will run."""
-        select = self._train(self.splits["train"], self.splits["validation"], self.config,
+        select = self._train(self.splits["train"] + self.grounded["train"],
+                             self.splits["validation"], self.config,
                              "select", "Training", (PHASES["base"], PHASES["select"]))
         try:
             epochs = select.epochs_kept
@@ -101,8 +129,9 @@ class _Tune:
         every example (the held-out figures stay those of the adapter that never saw them)."""
         self.final_epochs = continuation_epochs(epochs)
         config = replace(self.config, epochs=self.final_epochs, early_stopping=0)
-        return self._train(self.everything, [], config, "final",
-                           f"Final pass on all {len(self.everything)} examples",
+        return self._train(self.everything + self.grounded["all"], [], config, "final",
+                           f"Final pass on all {len(self.everything)} examples"
+                           + (" (and their grounded copies)" if self.grounded["all"] else ""),
                            (PHASES["select"] + 0.06, PHASES["final"]), start_from=self.selected)
 
     def publish(self, final: TrainResult, epochs: int) -> TuneResult:
@@ -112,23 +141,34 @@ class _Tune:
             phase(ctx, PHASES["final"], f"Checking the final adapter on the file's "
                                         f"{len(self.everything)} questions.", "evaluating")
             known = evaluate(final.model, self.tokenizer, self.everything, self.budget)
+            grounded: dict[str, Any] = {}
+            if self.grounding is not None:
+                phase(ctx, PHASES["final"] + 0.03,
+                      f"Checking the answers to {len(self.grounding.probes)} rephrased "
+                      "questions from the file's entries.", "evaluating grounded")
+                grounded = self.grounding.figures(final.model, self.tokenizer, self.budget,
+                                                  known["token_f1"])
+                memo["after"] = dict(memo["after"], grounded=grounded)
             stop_if_cancelled(ctx)
             phase(ctx, PHASES["known"], "Saving the adapter and making it live.", "saving")
             published = publish(ctx, final, self.config, self.history, self.best_epoch, memo,
                                 known, self.filename, len(self.everything), epochs,
                                 final_epochs=self.final_epochs)
+            if self.grounding is not None:
+                self.grounding.publish(published.version)
         finally:
             final.model.unload().eval()
         result = TuneResult(
             version=published.version, adapter=published.adapter, plot=published.plot,
             metrics_before=memo["before"], metrics_after=memo["after"],
-            trained_questions_f1=known["token_f1"], epochs=epochs,
+            trained_questions_f1=known["token_f1"], epochs=epochs, grounded=grounded,
             train_seconds=round(self.seconds, 1),
             tokens_per_s=round(self.tokens / max(1e-9, self.seconds), 1),
             total_seconds=round(time.perf_counter() - self.started, 1))
         ctx.report(1.0, f"Version {result.version} of {ctx.model_name} is live: token F1 "
                         f"{memo['before']['token_f1']:.2f} -> {memo['after']['token_f1']:.2f} "
-                        f"held out, {known['token_f1']:.2f} on the file's questions.",
+                        f"held out, {known['token_f1']:.2f} on the file's questions"
+                        + grounded_summary(grounded) + ".",
                    {**as_dict(result), "phase": "done"}, kind="metrics")
         return result
 

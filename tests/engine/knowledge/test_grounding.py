@@ -1,0 +1,113 @@
+"""Grounded answers through the real chat path: a rephrased question is answered from the
+right entry and cites it; an off-topic one is declined with the handoff text and becomes a
+gap; an answered gap and a document answer at once."""
+
+from __future__ import annotations
+
+from storage import catalog as catalog_rows
+from tests.helpers.knowledge import Grounded
+
+
+def last_prompt(store: Grounded) -> str:
+    return store.runner.calls[-1][1][-1]["content"]
+
+
+def test_a_rephrased_question_is_answered_from_the_right_entry_and_cites_it(
+        grounded: Grounded) -> None:
+    answer = grounded.ask("I forgot my login password. What now?")
+    assert answer.grounded is True
+    assert answer.sources[0].ref == "sample_faq.csv, row 3"
+    assert answer.sources[0].question == "How do I reset my password?"
+    # the entry went into the model's context, ahead of the question
+    prompt = last_prompt(grounded)
+    assert "follow the reset link" in prompt
+    assert prompt.endswith("Question: I forgot my login password. What now?")
+
+
+def test_an_off_topic_question_is_declined_with_the_handoff_text_and_becomes_a_gap(
+        grounded: Grounded) -> None:
+    grounded.engine.curation.set_handoff(grounded.admin, "acme", "ask @support-team in #help")
+    calls = len(grounded.runner.calls)
+    answer = grounded.ask("What is the capital of Australia?")
+    assert answer.grounded is False
+    assert answer.sources == ()
+    assert answer.text == "I can't answer that from my files. ask @support-team in #help"
+    assert len(grounded.runner.calls) == calls  # nothing was generated: nothing invented
+    grounded.clock.advance(minutes=5)
+    grounded.ask("Which city is the capital of Australia?")  # a rephrasing joins the gap
+    grounded.ask("How do I bake sourdough bread?")
+    gaps = grounded.engine.curation.gaps(grounded.member, "acme")
+    assert [(g.question, g.count) for g in gaps] == [
+        ("What is the capital of Australia?", 2), ("How do I bake sourdough bread?", 1)]
+    assert gaps[0].last_asked > gaps[0].first_asked
+
+
+def test_an_answered_gap_answers_the_next_ask_and_its_rephrasings(grounded: Grounded) -> None:
+    question = "Can I visit your office in Berlin?"
+    assert grounded.ask(question).grounded is False
+    gap = grounded.engine.curation.gaps(grounded.member, "acme")[0]
+    grounded.engine.curation.answer_gap(grounded.admin, str(gap.id),
+                                        "Yes: Alexanderplatz 1, weekdays 9-17.")
+    again = grounded.ask("Is it possible to come to the Berlin office?")
+    assert again.grounded is True
+    assert again.sources[0].ref == f"gap {gap.id}"
+    assert "Alexanderplatz 1, weekdays 9-17." in last_prompt(grounded)
+    assert grounded.engine.curation.gaps(grounded.member, "acme") == []
+
+
+def test_a_document_passage_answers_what_the_faq_does_not(grounded: Grounded) -> None:
+    question = "Where is the company headquartered?"
+    assert grounded.ask(question).grounded is False
+    doc = (b"# About Acme\n\nAcme Cloud Notes is made by Acme Ltd, a company of 40 people "
+           b"headquartered in Lisbon, Portugal, founded in 2019.\n\n# Security\n\nWe "
+           b"encrypt all notes at rest with AES-256.\n")
+    name, passages = grounded.engine.curation.add_document(grounded.admin, "acme",
+                                                           "handbook.md", doc)
+    assert (name, passages) == ("acme", 2)
+    answer = grounded.ask("In which city is Acme based?")
+    assert answer.grounded is True
+    assert answer.sources[0].ref == "handbook.md, passage 1"
+    assert "headquartered in Lisbon" in last_prompt(grounded)
+
+
+def test_the_threshold_decides_both_ways(grounded: Grounded) -> None:
+    knowledge, model = grounded.engine.knowledge, grounded.model
+    knowledge.set_threshold(model.id, 0.99, chosen_by="tuning")
+    assert grounded.ask("I forgot my login password. What now?").grounded is False
+    grounded.engine.curation.set_threshold(grounded.admin, "acme", "0")
+    assert knowledge.threshold_by(model.id) == "admin"
+    assert grounded.ask("What is the capital of Australia?").grounded is True
+
+
+def test_without_the_embedding_package_keyword_ranking_still_grounds_and_declines(
+        keyword_only: Grounded) -> None:
+    assert keyword_only.engine.knowledge.method == "keyword"
+    answer = keyword_only.ask("how do I reset my password")
+    assert answer.sources[0].ref == "sample_faq.csv, row 3"
+    assert keyword_only.ask("What is the capital of Australia?").grounded is False
+
+
+def test_a_model_without_knowledge_answers_from_its_weights_as_before(
+        grounded: Grounded, tiny_base_dir) -> None:
+    grounded.engine.catalog.add_base(grounded.admin, "plain", str(tiny_base_dir))
+    answer = grounded.engine.chat.answer(grounded.admin, "plain", "hello there")
+    assert answer.grounded is True and answer.sources == ()
+    assert last_prompt(grounded) == "hello there"
+
+
+def test_an_answered_gap_joins_the_live_versions_training_data(grounded: Grounded) -> None:
+    engine = grounded.engine
+    report = engine.datasets.store(grounded.admin, "faq.csv",
+                                   b"question,answer\n" + b"".join(
+                                       f"Question {i}?,Answer {i}.\n".encode() for i in range(12)))
+    with engine.db.session() as s:
+        catalog_rows.insert_version(s, grounded.model.id, live=True, now=grounded.clock(),
+                                    dataset_id=report.dataset_id)
+    question = "Can I visit your office in Berlin?"
+    assert grounded.ask(question).grounded is False
+    gap = engine.curation.gaps(grounded.member, "acme")[0]
+    engine.curation.answer_gap(grounded.admin, f"gap {gap.id}", "Yes, weekdays 9-17.")
+    examples = engine.datasets.examples(report.dataset_id)
+    assert examples[-1] == [{"role": "user", "content": question},
+                            {"role": "assistant", "content": "Yes, weekdays 9-17."}]
+    assert engine.datasets.report(report.dataset_id).n_examples == 13
