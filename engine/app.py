@@ -17,6 +17,7 @@ from typing import Callable
 from engine.artifacts.store import ArtifactStore
 from engine.catalog.service import Catalog
 from engine.chat import ChatService
+from engine.curation import Curation
 from engine.datasets.service import Datasets
 from engine.errors import StoreError
 from engine.jobs.backends import JobBackend, make_backend
@@ -55,6 +56,7 @@ class Engine:
     metrics: Metrics = field(init=False)
     runner: ChatRunner = field(init=False)
     chat: ChatService = field(init=False)
+    curation: Curation = field(init=False)
     privacy: Privacy = field(init=False)
     retrainer: Retrainer = field(init=False)
 
@@ -96,10 +98,13 @@ class Engine:
                                            before_step=self.metrics.batch_size.observe)
         if hasattr(self.runner, "queue_depth"):
             self.metrics.watch_queue(self.runner.queue_depth)
+        self.curation = Curation(self.db, self.settings, self.catalog, self.clock)
         self.chat = ChatService(self.db, self.settings, self.catalog,
-                                self.metrics.measured(self.runner), self.clock)
+                                self.metrics.measured(self.runner), self.clock,
+                                curation=self.curation)
         self.privacy = Privacy(self.db, self.chat, self.datasets)
-        self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)
+        self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock,
+                                   curation=self.curation)
 
     def housekeeping(self) -> dict[str, int]:
         """Periodic clean-up: conversation logs past their retention, old platform event ids,

@@ -18,6 +18,7 @@ from bot.core.cards import (
 )
 from bot.core.help import help_reply
 from bot.core.reply import Button, Reply
+from bot.core.review import approve, edit, reject, review
 from bot.core.spec import Request, arg, command, opt
 from engine.catalog.rules import VISIBILITIES
 from engine.training.config import TUNE_OPTIONS, tune_usage
@@ -190,7 +191,8 @@ def retrain(req: Request) -> Reply:
 def correct(req: Request) -> Reply:
     """Store a better answer for the model's answer you reply to (or its last one to you)."""
     req.engine.chat.correct(req.caller, req.ctx.reply_ref or None, req.values["answer"])
-    return Reply(text="Thanks: the correction is stored and will be used for retraining.",
+    return Reply(text="Thanks: the correction is stored for the model's owner to review; "
+                      "approved corrections train its next version.",
                  kind="success", ephemeral=True)
 
 
@@ -208,4 +210,4 @@ def help(req: Request) -> Reply:  # noqa: A001 - the command is called help
 
 
 ALL = (search, info, tune, jobs, job, cancel, chat, deploy, undeploy, publish, versions,
-       rollback, retrain, correct, forget_me, help)
+       rollback, retrain, correct, forget_me, help, review, approve, edit, reject)

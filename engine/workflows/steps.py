@@ -81,10 +81,12 @@ class Published:
 
 def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: list,
             best_epoch: int, memo: "Memo", known: dict, filename: str, n: int,
-            epochs: int) -> Published:
+            epochs: int, *, file_examples: int | None = None, curated_ids: list[int] = (),
+            gate: list[dict[str, Any]] | None = None) -> Published:
     """Save the adapter and plot into a temporary folder, store it in the artifact store (by
-    content hash, reachable from every host) and record the live version. A failure or
-    cancel before the record leaves no version behind."""
+    content hash, reachable from every host) and record the live version with exactly what
+    trained it (`file_examples` of its file, the approved `curated_ids`). A failure or
+    cancel before the record leaves no version behind. `gate`: a retrain's figures."""
     try:
         record = ctx.catalog.job_model(ctx.model_id, ctx.workspace, ctx.model_name)
     except NotFound:  # a job from before its entry was recorded: make the entry again
@@ -106,10 +108,12 @@ def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: l
             record.id, path=adapter, hyperparams=hyperparams, dataset_id=ctx.dataset_id,
             job_id=ctx.job_id, metrics_before=memo["before"],
             metrics_after=dict(memo["after"], trained_questions_f1=known["token_f1"],
-                               trained_questions_em=known["exact_match"]),
+                               trained_questions_em=known["exact_match"],
+                               **({"gate": gate} if gate else {})),
             notes=(f"Trained on all {n} examples of {filename} for {epochs} epochs ({chose}); "
                    "held-out figures are from a run that did not see the test split."),
-            live=True)
+            live=True, file_examples=n if file_examples is None else file_examples,
+            curated_ids=list(curated_ids))
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return Published(view.number, adapter, str(parse(adapter).file(PLOT)))
