@@ -5,9 +5,11 @@ figures, and make it live only when the gate (engine/retraining/gate.py) says so
 1. The live version is scored: recall of the file's questions, of the curated pairs it was
    trained on (its lessons), of the new approved pairs, and of a held-out share of them.
 2. A selection run trains on everything except that held-out share and the file's test split
-   (the fixed regression set), with early stopping on those: it picks the epochs and gives
-   the one honest figure, "held-out new pairs", on questions it never saw.
-3. The final candidate trains on everything for those epochs; recall figures are its.
+   (the fixed regression set), with the live version's settings, and is scored on the
+   held-out new pairs it never saw ("held-out new pairs": the one figure no run memorised).
+   Its epochs are the live version's: early stopping on a handful of unrelated questions
+   would pick too few epochs for the file's answers to be recalled.
+3. The final candidate trains on everything with the same settings; recall figures are its.
 4. The gate compares, and the version records exactly which examples trained it.
 
 EXTRA_FIGURES is where further figures plug in (rephrased questions, off-topic refusal):
@@ -39,7 +41,6 @@ from engine.workflows.steps import (
 # Share of the job's progress bar each phase ends at.
 PHASES = {"live": 0.12, "select": 0.50, "final": 0.85, "candidate": 0.97}
 HOLD_OUT_EVERY = 4  # every 4th new pair (at least one, when there are two or more)
-SELECT_PATIENCE = 2  # epochs without a better validation loss before the selection stops
 
 
 @dataclass(frozen=True)
@@ -149,13 +150,12 @@ class _Retrain:
         stop_if_cancelled(self.ctx)
 
     def select_epochs(self) -> int:
-        """The selection run: trained without the held-out new pairs and the regression set,
-        stopped early on them; scores the held-out new pairs it never saw."""
+        """The selection run: trained without the held-out new pairs and the regression set
+        (its validation loss is reported on them); scores the held-out new pairs."""
         validation = self.held + self.regression
         if "selection" not in self.memo:
-            config = replace(self.config, early_stopping=SELECT_PATIENCE if validation else 0)
             select = train_reporting(
-                self.ctx, self.base, self.tokenizer, self.selection_train, validation, config,
+                self.ctx, self.base, self.tokenizer, self.selection_train, validation, self.config,
                 "select", f"Selection run on {len(self.selection_train)} examples "
                           f"({len(self.held)} new pairs and {len(self.regression)} file "
                           "questions held out)", (PHASES["live"], PHASES["select"]))
