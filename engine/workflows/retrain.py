@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from engine.errors import InvalidInput
 from engine.jobs.context import JobContext
-from engine.retraining.gate import FILE_RECALL_TOLERANCE, gate
+from engine.retraining.gate import gate
 from engine.training.config import TrainConfig
 from engine.training.evaluation import evaluate
 from engine.training.loop import TrainResult
@@ -179,11 +179,12 @@ class _Retrain:
 
     def figures(self) -> list[Figure]:
         before, after = self.memo["before"], self.memo["after"]
+        tolerance = self.ctx.settings.retrain_tolerance
         meaning = {
             "file recall": ("token F1 on the uploaded file's questions (final candidate)",
-                            FILE_RECALL_TOLERANCE, len(self.original)),
+                            tolerance, len(self.original)),
             "earlier lessons": ("token F1 on the curated pairs the live version learnt",
-                                FILE_RECALL_TOLERANCE, len(self.earlier)),
+                                tolerance, len(self.earlier)),
             "new pairs": ("token F1 on the new approved pairs (final candidate)", 0.0,
                           len(self.new)),
             "held-out new pairs": ("token F1 on new pairs the selection run never saw", 0.0,

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from engine.identity import Caller
-from engine.retraining.gate import FILE_RECALL_TOLERANCE, gate
+from engine.retraining.gate import gate
 from engine.views import Figure, Origin
 from tests.engine.retraining.test_retrain import ScriptedRunner
 
@@ -21,6 +21,9 @@ SECOND = [("How do I pay?", "By card only."), ("Is there parking?", "Yes, at the
 # Two answers for every question of the file, both contradicting it.
 WRONG = [(q, wrong) for q, _ in FAQ for wrong in ("Nobody knows that.", "Throw it away.")]
 TRAINING = {"epochs": "60", "lr": "2e-2"}  # enough for the tiny model to recall its file
+# The tiny model's recall of its file swings by about 0.1 token F1 between runs on slightly
+# different data; a candidate taught contradicting answers loses about 0.2 or more.
+TOLERANCE = 0.15
 
 
 def faq_csv() -> bytes:
@@ -58,7 +61,7 @@ def store(tuned_home, tmp_path, monkeypatch):
     monkeypatch.setenv("GPTSTORE_HOME", str(home))
     settings = Settings.from_env({"GPTSTORE_HOME": str(home), "GPTSTORE_DEVICE": "cpu"}).with_(
         retrain_min_examples=3, max_new_tokens=16, suggestion_rate_per_hour=100,
-        chat_rate_per_minute=100)
+        chat_rate_per_minute=100, retrain_tolerance=TOLERANCE)
     engine = Engine.open(settings, job_backend=InlineBackend(settings), runner=ScriptedRunner())
     yield engine
     engine.close()
@@ -91,7 +94,7 @@ def test_a_candidate_taught_answers_that_contradict_the_file_is_refused(store, a
     verdict = retrain(store, admin)
     recall = figure(verdict, "file recall")
     assert not verdict.promoted, verdict.message
-    assert recall.candidate < recall.live - FILE_RECALL_TOLERANCE
+    assert recall.candidate < recall.live - store.settings.retrain_tolerance
     assert "file recall fell" in verdict.reason and "Kept version 1" in verdict.message
     assert [v.status for v in store.catalog.versions(admin, "boxes")] == ["live"]
     # The live version stays what it was: trained on the file alone.
@@ -112,7 +115,7 @@ def test_a_second_retrain_keeps_the_first_retrains_corrections(store, admin) -> 
     assert second.promoted, second.message
     lessons = figure(second, "earlier lessons")  # the first retrain's corrections, on v3
     assert lessons.n == len(FIRST)
-    assert lessons.candidate >= lessons.live - FILE_RECALL_TOLERANCE
+    assert lessons.candidate >= lessons.live - store.settings.retrain_tolerance
     assert lessons.candidate > 0.3  # answered, not forgotten (the base answers none of them)
     versions = store.catalog.versions(admin, "boxes")
     assert [(v.number, v.status, v.data_text) for v in versions] == [
