@@ -164,6 +164,11 @@ class Curation:
                               outside_suggestions=outside)
         return self.inbox(caller, name)
 
+    def suggestion(self, caller: Caller, curated_id: int) -> CuratedView:
+        """One suggestion, for a reviewer about to edit it."""
+        model, record = self._reviewed(caller, curated_id)
+        return self._view(model, record)
+
     def approve(self, caller: Caller, curated_id: int) -> CuratedView:
         """Approve a suggestion as it stands: the next retrain trains on it."""
         return self._decide(caller, curated_id, "approved")
@@ -180,8 +185,8 @@ class Curation:
         """Reject a suggestion, or take back an approved pair: it trains no later version."""
         return self._decide(caller, curated_id, "rejected")
 
-    def _decide(self, caller: Caller, curated_id: int, status: str,
-                answer: Optional[str] = None) -> CuratedView:
+    def _reviewed(self, caller: Caller, curated_id: int
+                  ) -> tuple[ModelRecord, CuratedExampleRecord]:
         with self.db.session() as s:
             record = rows.get(s, int(curated_id))
             model = s.get(ModelRecord, record.model_id) if record is not None else None
@@ -189,6 +194,11 @@ class Curation:
             raise NotFound(f"There is no suggestion {curated_id} for a model of this "
                            "workspace; `/store review MODEL` lists them.")
         self._check_reviewer(caller, model)
+        return model, record
+
+    def _decide(self, caller: Caller, curated_id: int, status: str,
+                answer: Optional[str] = None) -> CuratedView:
+        model, record = self._reviewed(caller, curated_id)
         if status == "approved" and answer is None and not record.answer.strip():
             raise InvalidInput(f"Suggestion {curated_id} is a 👎 without a better answer; "
                                f"write one with `/store edit {curated_id} THE RIGHT ANSWER`.")

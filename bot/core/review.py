@@ -46,11 +46,20 @@ def approve(req: Request) -> Reply:
 
 
 @command("edit", "edit ID ANSWER", arg("id", "the suggestion's number", type="int"),
-         arg("answer", "the answer it should give", rest=True), free_text=True)
+         arg("answer", "the answer it should give", rest=True, required=False),
+         free_text=True)
 def edit(req: Request) -> Reply:
-    """Approve a suggestion with your own answer instead (admins)."""
-    return decided_reply(req.engine.curation.edit(req.caller, req.values["id"],
-                                                  req.values["answer"]))
+    """Approve a suggestion with your own answer instead (admins).
+
+    Without ANSWER (the Edit button) it shows the suggestion and the command to send.
+    """
+    answer = (req.get("answer") or "").strip()
+    if not answer:
+        item = req.engine.curation.suggestion(req.caller, req.values["id"])
+        return Reply(title=f"Edit suggestion #{item.id}", ephemeral=True,
+                     text=f"{suggestion_text(item)}\nSend `/store edit {item.id} THE RIGHT "
+                          "ANSWER` to approve it with your answer.")
+    return decided_reply(req.engine.curation.edit(req.caller, req.values["id"], answer))
 
 
 @command("reject", "reject ID", arg("id", "the suggestion's number", type="int"))

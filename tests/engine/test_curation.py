@@ -146,6 +146,8 @@ def test_the_review_commands_list_and_decide_with_buttons(store) -> None:
     assert "When do you open?" in body and "At nine." in body and BOB.user in body
     assert [b.command for b in reply.buttons] == [f"approve {label[1:]}", f"edit {label[1:]}",
                                                   f"reject {label[1:]}"]
+    editing = Dispatcher(engine).handle_text(reply.buttons[1].command, Context(caller=ADMIN_A))
+    assert f"/store edit {label[1:]} THE RIGHT ANSWER" in editing.text and "At nine." in editing.text
     done = Dispatcher(engine).handle_text(reply.buttons[0].command, Context(caller=ADMIN_A))
     assert done.kind == "success" and "next retrain trains on it" in done.text
     refused = Dispatcher(engine).handle_text("review helpdesk", Context(caller=BOB))
