@@ -166,9 +166,10 @@ def rollback(req: Request) -> Reply:
          arg("when", "now, daily, weekly, off or a cron line like '0 3 * * 1'", required=False,
              rest=True))
 def retrain(req: Request) -> Reply:
-    """Retrain a model on its curated conversations now, or set its schedule (admins).
+    """Retrain a model on its file and approved pairs now, or set its schedule (admins).
 
-    A retrained version goes live only if it evaluates no worse than the live one.
+    A retrained version goes live only if the gate finds it better than the live one and
+    not worse, beyond a tolerance, on the file's questions and earlier lessons.
     """
     name, when = req.values["model"], (req.get("when") or "now").strip()
     if when.lower() == "now":
@@ -183,7 +184,8 @@ def retrain(req: Request) -> Reply:
     runs = ", ".join(f"{run:%a %Y-%m-%d %H:%M}" for run in schedule.next_runs)
     nxt = f" Next runs (UTC): {runs}." if runs else ""
     return Reply(text=f"{schedule.model_name} retrains {schedule.spec} once it has "
-                      f"{schedule.min_new_examples} new curated examples.{nxt}", kind="success")
+                      f"{schedule.min_new_examples} new approved pairs (`review "
+                      f"{schedule.model_name}`).{nxt}", kind="success")
 
 
 @command("correct", "correct BETTER ANSWER", arg("answer", "the answer it should have given",
