@@ -17,13 +17,14 @@ from typing import Callable
 from engine.artifacts.store import ArtifactStore
 from engine.catalog.service import Catalog
 from engine.chat import ChatService
+from engine.curation import Curation
 from engine.datasets.service import Datasets
 from engine.errors import StoreError
 from engine.installations import Installations
 from engine.jobs.backends import JobBackend, make_backend
 from engine.jobs.service import JobService
 from engine.jobs.watches import Watches
-from engine.knowledge.curation import Curation
+from engine.knowledge.admin import KnowledgeAdmin
 from engine.knowledge.ranking import Embeds
 from engine.knowledge.service import Knowledge
 from engine.monitoring import Metrics
@@ -60,10 +61,11 @@ class Engine:
     metrics: Metrics = field(init=False)
     runner: ChatRunner = field(init=False)
     chat: ChatService = field(init=False)
+    curation: Curation = field(init=False)
     privacy: Privacy = field(init=False)
     retrainer: Retrainer = field(init=False)
     knowledge: Knowledge = field(init=False)
-    curation: Curation = field(init=False)
+    knowledge_admin: KnowledgeAdmin = field(init=False)
 
     @classmethod
     def open(
@@ -108,12 +110,15 @@ class Engine:
             self.metrics.watch_queue(self.runner.queue_depth)
         self.knowledge = (Knowledge(self.db, self.clock, embedder=embedder) if embedder
                           else Knowledge.open(self.db, self.clock, self.settings.cache_dir))
+        self.curation = Curation(self.db, self.settings, self.catalog, self.clock)
         self.chat = ChatService(self.db, self.settings, self.catalog,
                                 self.metrics.measured(self.runner), self.clock,
-                                knowledge=self.knowledge)
-        self.curation = Curation(self.db, self.catalog, self.knowledge, self.datasets, self.clock)
+                                knowledge=self.knowledge, curation=self.curation)
+        self.knowledge_admin = KnowledgeAdmin(self.db, self.catalog, self.knowledge,
+                                              self.datasets, self.clock, self.curation)
         self.privacy = Privacy(self.db, self.chat, self.datasets)
-        self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock)
+        self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock,
+                                   curation=self.curation)
 
     def housekeeping(self) -> dict[str, int]:
         """Periodic clean-up: conversation logs past their retention, old platform event ids,

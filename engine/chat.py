@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Optional, Protocol
 
 from engine.catalog.service import Catalog
+from engine.curation import Curation
 from engine.errors import InvalidInput, NotFound, StoreError
 from engine.identity import Caller
 from engine.knowledge.prompt import build_prompt_messages
@@ -35,7 +36,8 @@ class ChatService:
 
     def __init__(self, db: Database, settings: Settings, catalog: Catalog, runner: Runner,
                  clock: Callable[[], datetime], limits: Optional[RateLimiter] = None,
-                 knowledge: Optional[Knowledge] = None) -> None:
+                 knowledge: Optional[Knowledge] = None,
+                 curation: Optional[Curation] = None) -> None:
         self.db = db
         self.knowledge = knowledge or Knowledge(db, clock)  # keyword ranking without one
         self.settings = settings
@@ -43,6 +45,7 @@ class ChatService:
         self.runner = runner
         self.clock = clock
         self.limits = limits or RateLimiter(db, settings, clock)
+        self.curation = curation or Curation(db, settings, catalog, clock)
 
     def answer(self, caller: Caller, model_name: Optional[str], text: str, *,
                history: Optional[list[dict[str, str]]] = None,
@@ -148,6 +151,8 @@ class ChatService:
                 s.add(vote)
             if answer.model_id is not None:
                 catalog_store.add_rating(s, answer.model_id, delta["up"], delta["down"])
+            question = self._question_of(s, answer)
+        self.curation.from_vote(caller, answer, question, kind)  # 👎: a suggestion for review
 
     def correct(self, caller: Caller, ref: Optional[str], better: str) -> int:
         """Store `better` as the right answer to an answer (ref None: the caller's last answer
@@ -165,11 +170,20 @@ class ChatService:
                 if answer is None:
                     raise NotFound("There is no answer here to correct; reply to the model's "
                                    "answer with `/store correct THE BETTER ANSWER`.")
+            question = self._question_of(s, answer)
+        # The owner's review inbox gets it first (Busy past the caller's hourly limit).
+        self.curation.from_correction(caller, answer, question, text)
+        with self.db.session() as s:
             record = logs.correction_of(s, answer.id, caller.user) or FeedbackRecord(
                 message_id=answer.id, user=caller.user, kind="correction")
             record.correction, record.created_at = text, self.clock()
             s.add(record)
             return answer.id
+
+    @staticmethod
+    def _question_of(s, answer: MessageRecord) -> str:
+        asked = s.get(MessageRecord, answer.reply_to_id) if answer.reply_to_id else None
+        return asked.content if asked is not None else ""
 
     def _find_answer(self, s, caller: Caller, ref: str) -> MessageRecord:
         answer = logs.find_answer(s, str(ref), caller.platform, caller.workspace)
@@ -189,7 +203,7 @@ class ChatService:
             messages, feedback, votes = logs.forget_user(s, caller.user)
             for model_id, (ups, downs) in votes.items():
                 catalog_store.add_rating(s, model_id, -ups, -downs)
-        return messages, feedback
+        return messages, feedback + self.curation.forget_user(caller.user)
 
     def purge_older_than(self, days: float) -> int:
         """Delete logs older than `days`; ratings and usage counts keep what they learnt."""
@@ -202,12 +216,10 @@ class ChatService:
         days = self.settings.log_retention_days
         return self.purge_older_than(days) if days > 0 else 0
 
-    def curated_pairs(self, model_id: int, since: Optional[datetime] = None
-                      ) -> list[tuple[str, str, str]]:
-        """(question, answer, source) pairs for retraining: answers rated up and never down
-        (source "feedback") and corrections (source "correction")."""
-        with self.db.session() as s:
-            return logs.curated_pairs(s, model_id, since)
+    def curated_pairs(self, model_id: int) -> list[tuple[str, str, str]]:
+        """(question, answer, origin) of every approved curated pair of the model: the
+        curated half of its training set (engine/curation.py decides what is approved)."""
+        return [(p.question, p.answer, p.origin) for p in self.curation.training_pairs(model_id)]
 
 
 def _sources(found: Retrieval) -> tuple[Source, ...]:

@@ -87,7 +87,12 @@ class Settings:
     max_jobs_per_user: int = 2
     """GPTSTORE_MAX_JOBS_PER_USER: queued or running jobs per user."""
     retrain_min_examples: int = 10
-    """GPTSTORE_RETRAIN_MIN_EXAMPLES: new curated pairs a scheduled retrain needs."""
+    """GPTSTORE_RETRAIN_MIN_EXAMPLES: new approved curated pairs a scheduled retrain needs."""
+    retrain_tolerance: float = 0.05
+    """GPTSTORE_RETRAIN_TOLERANCE: how far a retrained candidate's token F1 on the file's
+    questions (and on the live version's earlier lessons) may fall before the gate refuses."""
+    suggestion_rate_per_hour: int = 20
+    """GPTSTORE_SUGGESTION_RATE: corrections and 👎 a user may suggest for review an hour."""
     log_retention_days: int = 90
     """GPTSTORE_LOG_RETENTION_DAYS: conversation logs older than this are deleted (0 = keep)."""
     artifacts: str = "database"
@@ -275,6 +280,10 @@ NUMBERS: tuple[Number, ...] = (
     Number("GPTSTORE_MAX_JOBS_PER_USER", "max_jobs_per_user", 2, 1, 10_000, "jobs"),
     Number("GPTSTORE_RETRAIN_MIN_EXAMPLES", "retrain_min_examples", 10, 0, 1_000_000,
            "examples"),
+    Number("GPTSTORE_RETRAIN_TOLERANCE", "retrain_tolerance", 0.05, 0, 1, "token F1",
+           whole=False),
+    Number("GPTSTORE_SUGGESTION_RATE", "suggestion_rate_per_hour", 20, 1, 100_000,
+           "suggestions an hour"),
     Number("GPTSTORE_LOG_RETENTION_DAYS", "log_retention_days", 90, 0, 36500, "days"),
     Number("GPTSTORE_CHECKPOINT_STEPS", "checkpoint_steps", 20, 1, 1_000_000, "steps"),
 )

@@ -87,6 +87,20 @@ class TuneResult:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """One named figure the retrain gate compares, for the live version and the candidate
+    (engine/retraining/gate.py). Higher is better; `tolerance` is how far the candidate may
+    fall below the live version before the gate refuses it."""
+
+    name: str  # "file recall", "held-out new pairs", "rephrased questions", ...
+    live: float | None
+    candidate: float | None
+    n: int = 0  # questions it was measured on
+    tolerance: float = 0.0
+    meaning: str = ""  # one line: what it measures and on which model run
+
+
+@dataclass(frozen=True)
 class RetrainVerdict:
     """What a finished retrain decided, with both sets of figures."""
 
@@ -101,6 +115,12 @@ class RetrainVerdict:
     version: int | None = None  # the new live version, when promoted
     adapter: str = ""
     plot: str = ""
+    figures: list[dict[str, Any]] = field(default_factory=list)  # Figure values, as JSON
+    file_examples: int = 0  # the candidate's training data: file examples + curated pairs
+    curated: int = 0
+
+    def figure_values(self) -> list[Figure]:
+        return [from_dict(Figure, f) for f in self.figures]
 
 
 @dataclass(frozen=True)
@@ -115,6 +135,15 @@ class VersionView:
     notes: str = ""
     job_id: int | None = None
     dataset_id: int | None = None
+    file_examples: int | None = None  # what trained it (None: recorded before 0017)
+    curated: int | None = None  # approved curated pairs among them
+
+    @property
+    def data_text(self) -> str:
+        """ "312 file examples + 41 curated", or "" when not recorded."""
+        if self.file_examples is None:
+            return ""
+        return f"{self.file_examples} file examples + {self.curated or 0} curated"
 
 
 @dataclass(frozen=True)
@@ -249,6 +278,36 @@ class ScheduleView:
     @property
     def next_run_at(self) -> datetime | None:
         return self.next_runs[0] if self.next_runs else None
+
+
+@dataclass(frozen=True)
+class CuratedView:
+    """A curated pair: a suggestion in the review inbox, or an approved/rejected pair."""
+
+    id: int
+    model_name: str
+    status: str  # pending|approved|rejected
+    origin: str  # correction|thumbs-down|thumbs-up|gap
+    ref: str  # where it came from: "message 12", "gap 3"
+    question: str
+    bot_answer: str  # what the model said ("" for a gap)
+    answer: str  # the suggested (or approved) answer; "" for a thumbs-down not yet edited
+    suggested_by: str
+    agreed: int  # users who made the same suggestion, the first one included
+    workspace: str  # where it was suggested
+    approved_by: str = ""
+
+
+@dataclass(frozen=True)
+class ReviewInbox:
+    """`/store review MODEL`: the pending suggestions and the owner's choices."""
+
+    model_name: str
+    pending: tuple[CuratedView, ...]
+    total_pending: int
+    approved: int
+    thumbs_up_approves: bool
+    outside_suggestions: bool
 
 
 @dataclass(frozen=True)

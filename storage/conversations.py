@@ -138,12 +138,15 @@ def _drop_empty_conversations(session: Session, before: Optional[datetime] = Non
     session.execute(delete(ConversationRecord).where(condition))
 
 
-def curated_pairs(session: Session, model_id: int, since: Optional[datetime] = None
-            ) -> list[tuple[str, str, str]]:
-    """(question, answer, source) training pairs of a model: answers rated up and never down
-    ("feedback"), and corrections with the correction as the answer ("correction")."""
+def curated_pairs(session: Session, model_id: int, since: Optional[datetime] = None, *,
+                  workspace: str) -> list[tuple[str, str, str]]:
+    """(question, answer, source) pairs logged for a model in one workspace: answers rated up
+    and never down ("feedback"), and corrections ("correction"). Raw log material only:
+    what trains a model is its approved pairs (storage/curation.py), never this directly."""
     question = aliased(MessageRecord)
     answer = MessageRecord
+    in_workspace = exists().where(ConversationRecord.id == answer.conversation_id,
+                                  ConversationRecord.workspace == workspace)
     up = sa_select(FeedbackRecord.id).where(FeedbackRecord.message_id == answer.id,
                                             FeedbackRecord.kind == "up")
     if since is not None:
@@ -153,13 +156,13 @@ def curated_pairs(session: Session, model_id: int, since: Optional[datetime] = N
     liked = session.execute(
         sa_select(answer.id, question.content, answer.content)
         .join(question, question.id == answer.reply_to_id)
-        .where(answer.model_id == model_id, answer.role == "assistant",
+        .where(answer.model_id == model_id, answer.role == "assistant", in_workspace,
                exists(up), ~exists(down))).all()
     corrected = sa_select(FeedbackRecord.id, question.content, FeedbackRecord.correction) \
         .join(answer, answer.id == FeedbackRecord.message_id) \
         .join(question, question.id == answer.reply_to_id) \
         .where(answer.model_id == model_id, FeedbackRecord.kind == "correction",
-               FeedbackRecord.correction != "")
+               in_workspace, FeedbackRecord.correction != "")
     if since is not None:
         corrected = corrected.where(FeedbackRecord.created_at >= since)
     pairs: list[tuple[int, str, str, str]] = \

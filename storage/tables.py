@@ -403,3 +403,52 @@ class KnowledgeSettingsRecord(SQLModel, table=True):
     handoff: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     revision: int = Field(default=0)  # bumped with every change of the model's entries
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# -- the learning loop: curated pairs, review, what trained each version -----------------------
+
+
+class CuratedExampleRecord(SQLModel, table=True):
+    """One curated pair of a model. `status` pending: a suggestion in the owner's review inbox;
+    approved: it trains every later version; rejected: never. `origin` says where it came
+    from (correction|thumbs-down|thumbs-up|gap) and `ref` which row ("message 12", "gap 3")."""
+
+    __tablename__ = "curated_examples"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", index=True, ondelete="CASCADE")
+    status: str = Field(default="pending", index=True, max_length=16)  # pending|approved|rejected
+    origin: str = Field(default="correction", max_length=16)
+    ref: str = Field(default="", max_length=128)
+    message_id: Optional[int] = Field(default=None, index=True)  # the answer it is about
+    question: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    bot_answer: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    answer: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    workspace: str = Field(default="", index=True, max_length=128)  # where it was suggested
+    asker: str = Field(default="", index=True, max_length=128)  # who asked the question
+    suggested_by: str = Field(default="", index=True, max_length=128)
+    supporters: list[str] = Field(default_factory=list, sa_column=Column(JSON))  # who agreed
+    approved_by: str = Field(default="", max_length=128)  # or rejected by
+    created_at: datetime = Field(default_factory=utcnow)
+    decided_at: Optional[datetime] = Field(default=None)
+
+
+class VersionDataRecord(SQLModel, table=True):
+    """Exactly which examples trained a version: its file's examples and the curated ids."""
+
+    __tablename__ = "version_data"
+
+    version_id: int = Field(primary_key=True, foreign_key="model_versions.id", ondelete="CASCADE")
+    dataset_id: Optional[int] = Field(default=None)
+    file_examples: int = Field(default=0)
+    curated_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class CurationSettingsRecord(SQLModel, table=True):
+    """A model owner's choices for the learning loop (absent row: both off)."""
+
+    __tablename__ = "curation_settings"
+
+    model_id: int = Field(primary_key=True, foreign_key="models.id", ondelete="CASCADE")
+    thumbs_up_approves: bool = Field(default=False)  # owner-workspace 👍 counts as approved
+    outside_suggestions: bool = Field(default=False)  # other workspaces may suggest (reviewed)

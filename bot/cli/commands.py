@@ -74,7 +74,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     with opened() as engine:
-        card = engine.curation.card(caller(), args.model)
+        card = engine.knowledge_admin.card(caller(), args.model)
     emit(args, card, cards.card_reply(card))
     return 0
 
@@ -210,7 +210,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InvalidInput(f"Cannot read {path}: {exc.strerror or exc}.") from None
     with opened() as engine:
-        name, passages = engine.curation.add_document(caller(), args.model, path.name, data)
+        name, passages = engine.knowledge_admin.add_document(caller(), args.model, path.name, data)
     result = {"model": name, "file": path.name, "passages": passages}
     emit(args, result, Reply(text=f"{name} now answers from {path.name} ({passages} "
                                   "passages).", kind="success"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.core.progress import (
     duration,
+    figure_fields,
     final_reply,
     grounded_fields,
     metric_fields,
@@ -36,6 +37,8 @@ def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = 
         fields.append(("Deployed in", ", ".join(card.deployments)))
     live = next((v for v in card.versions if v.number == card.live_version), None)
     if live is not None:
+        if live.data_text:
+            fields.append(("Trained on", f"v{live.number}: {live.data_text}"))
         fields.extend(metric_fields(live.metrics_before, live.metrics_after))
         fields.extend(grounded_fields(live.metrics_after.get("grounded")))
         if live.notes:
@@ -88,10 +91,15 @@ def versions_reply(name: str, versions: list[VersionView]) -> Reply:
     fields = []
     for v in versions:
         when = v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else ""
-        metrics = ", ".join(f"{label} {value}" for label, value in
-                            metric_fields(v.metrics_before, v.metrics_after))
-        fields.append((f"v{v.number} ({v.status})", " ".join(p for p in (when, metrics) if p)
-                       or v.kind))
+        gate = (v.metrics_after or {}).get("gate")
+        if gate:  # a retrained version: what trained it and the figures that let it go live
+            metrics = "; ".join(f"{label.lower()} {value}" for label, value in figure_fields(gate))
+        else:
+            metrics = ", ".join(f"{label} {value}" for label, value in
+                                metric_fields(v.metrics_before, v.metrics_after))
+        data = f"{v.data_text}." if v.data_text else ""
+        fields.append((f"v{v.number} ({v.status})",
+                       " ".join(p for p in (when, data, metrics) if p) or v.kind))
     return Reply(title=f"Versions of {name}", fields=tuple(fields),
                  text=f"{len(versions)} version(s). `rollback {name} N` makes one live.")
 

@@ -1,5 +1,5 @@
 """The commands of a model's knowledge: gaps, answer, docs, handoff, threshold. Each makes
-one call to the engine's `Curation`; handlers.py registers them."""
+one call to the engine's `KnowledgeAdmin`; handlers.py registers them."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def knowledge_fields(view: KnowledgeView) -> tuple[tuple[str, str], ...]:
 @command("gaps", "gaps MODEL", arg("model", "the model"))
 def gaps(req: Request) -> Reply:
     """Questions a model declined here, most asked first (similar ones counted together)."""
-    found = req.engine.curation.gaps(req.caller, req.values["model"])
+    found = req.engine.knowledge_admin.gaps(req.caller, req.values["model"])
     name = found[0].model_name if found else req.values["model"]
     return gaps_reply(name, found)
 
@@ -45,7 +45,7 @@ def gaps(req: Request) -> Reply:
          arg("answer", "the answer the model should give", rest=True), free_text=True)
 def answer(req: Request) -> Reply:
     """Answer a gap (admins): used at once for it and its rephrasings, trained on next retrain."""
-    gap = req.engine.curation.answer_gap(req.caller, req.values["gap"], req.values["answer"])
+    gap = req.engine.knowledge_admin.answer_gap(req.caller, req.values["gap"], req.values["answer"])
     return Reply(text=f"Gap {gap.id} is answered: {gap.model_name} now answers "
                       f"\"{gap.question}\" with it, and learns it at its next retrain.",
                  kind="success")
@@ -57,10 +57,10 @@ def docs(req: Request) -> Reply:
     """Add a document a model answers from, or list its documents when none is attached."""
     file = req.get("file")
     if file is None:
-        view = req.engine.curation.view(req.caller, req.values["model"])
+        view = req.engine.knowledge_admin.view(req.caller, req.values["model"])
         return Reply(title=f"Knowledge of {view.model_name}", fields=knowledge_fields(view),
                      text="Attach a .txt or .md file to `/store docs MODEL` to add one.")
-    name, passages = req.engine.curation.add_document(req.caller, req.values["model"],
+    name, passages = req.engine.knowledge_admin.add_document(req.caller, req.values["model"],
                                                       file.filename, file.data)
     return Reply(text=f"{name} now answers from {file.filename} ({passages} passages).",
                  kind="success")
@@ -71,7 +71,7 @@ def docs(req: Request) -> Reply:
          free_text=True)
 def handoff(req: Request) -> Reply:
     """Set who a model names when it cannot answer (admins)."""
-    view = req.engine.curation.set_handoff(req.caller, req.values["model"], req.values["text"])
+    view = req.engine.knowledge_admin.set_handoff(req.caller, req.values["model"], req.values["text"])
     return Reply(text=f"When {view.model_name} cannot answer, it now says: {view.handoff}",
                  kind="success")
 
@@ -80,7 +80,7 @@ def handoff(req: Request) -> Reply:
          arg("value", "a retrieval score from 0 to 1: below it the model declines"))
 def threshold(req: Request) -> Reply:
     """Set the score under which a model declines instead of answering (admins)."""
-    view = req.engine.curation.set_threshold(req.caller, req.values["model"],
+    view = req.engine.knowledge_admin.set_threshold(req.caller, req.values["model"],
                                              req.values["value"])
     return Reply(text=f"{view.model_name} now declines questions whose best entry scores "
                       f"under {view.threshold:.2f}.", kind="success")

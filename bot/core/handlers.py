@@ -19,6 +19,7 @@ from bot.core.cards import (
 from bot.core.grounding import COMMANDS as KNOWLEDGE_COMMANDS
 from bot.core.help import help_reply
 from bot.core.reply import Button, Reply
+from bot.core.review import approve, edit, reject, review
 from bot.core.spec import Request, arg, command, opt
 from engine.catalog.rules import VISIBILITIES
 from engine.training.config import TUNE_OPTIONS, tune_usage
@@ -50,7 +51,7 @@ def search(req: Request) -> Reply:
 @command("info", "info MODEL", arg("model", "the model's name"))
 def info(req: Request) -> Reply:
     """Show a model's card: description, versions, metrics and where it is deployed."""
-    return card_reply(req.engine.curation.card(req.caller, req.values["model"]))
+    return card_reply(req.engine.knowledge_admin.card(req.caller, req.values["model"]))
 
 
 @command("tune", tune_usage() + " (+ an attached Q&A file)",
@@ -166,9 +167,10 @@ def rollback(req: Request) -> Reply:
          arg("when", "now, daily, weekly, off or a cron line like '0 3 * * 1'", required=False,
              rest=True))
 def retrain(req: Request) -> Reply:
-    """Retrain a model on its curated conversations now, or set its schedule (admins).
+    """Retrain a model on its file and approved pairs now, or set its schedule (admins).
 
-    A retrained version goes live only if it evaluates no worse than the live one.
+    A retrained version goes live only if the gate finds it better than the live one and
+    not worse, beyond a tolerance, on the file's questions and earlier lessons.
     """
     name, when = req.values["model"], (req.get("when") or "now").strip()
     if when.lower() == "now":
@@ -183,7 +185,8 @@ def retrain(req: Request) -> Reply:
     runs = ", ".join(f"{run:%a %Y-%m-%d %H:%M}" for run in schedule.next_runs)
     nxt = f" Next runs (UTC): {runs}." if runs else ""
     return Reply(text=f"{schedule.model_name} retrains {schedule.spec} once it has "
-                      f"{schedule.min_new_examples} new curated examples.{nxt}", kind="success")
+                      f"{schedule.min_new_examples} new approved pairs (`review "
+                      f"{schedule.model_name}`).{nxt}", kind="success")
 
 
 @command("correct", "correct BETTER ANSWER", arg("answer", "the answer it should have given",
@@ -191,7 +194,8 @@ def retrain(req: Request) -> Reply:
 def correct(req: Request) -> Reply:
     """Store a better answer for the model's answer you reply to (or its last one to you)."""
     req.engine.chat.correct(req.caller, req.ctx.reply_ref or None, req.values["answer"])
-    return Reply(text="Thanks: the correction is stored and will be used for retraining.",
+    return Reply(text="Thanks: the correction is stored for the model's owner to review; "
+                      "approved corrections train its next version.",
                  kind="success", ephemeral=True)
 
 
@@ -209,4 +213,5 @@ def help(req: Request) -> Reply:  # noqa: A001 - the command is called help
 
 
 ALL = (search, info, tune, jobs, job, cancel, chat, deploy, undeploy, publish, versions,
-       rollback, retrain, correct, forget_me, *KNOWLEDGE_COMMANDS, help)
+       rollback, retrain, correct, forget_me, *KNOWLEDGE_COMMANDS, review, approve, edit,
+       reject, help)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from bot.core.reply import Button, Reply
 from engine.artifacts.refs import is_ref
 from engine.errors import StoreError
-from engine.views import JobEventView, JobView, ProgressUpdate, RetrainVerdict
+from engine.views import Figure, JobEventView, JobView, ProgressUpdate, RetrainVerdict, from_dict
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -242,15 +242,37 @@ def plot_file(location: str, files: Callable[[str], Path | None] | None) -> Path
 
 
 def _retrain_reply(job: JobView, verdict: RetrainVerdict) -> Reply:
-    """A retrain's verdict with both sets of figures: live version against the candidate."""
-    live, candidate = verdict.live, verdict.candidate
-    fields = []
-    for key, label in (("token_f1", "Held-out token F1"), ("exact_match", "Held-out exact match"),
-                       ("new_pairs_f1", "Token F1 on the new pairs")):
-        if live.get(key) is not None and candidate.get(key) is not None:
-            fields.append((label, f"live {live[key]:.2f} / candidate {candidate[key]:.2f}"))
+    """A retrain's verdict with every figure the gate read: live version against candidate."""
+    fields = figure_fields(verdict.figures)
+    if not fields:  # a verdict written before the gate had named figures
+        live, candidate = verdict.live, verdict.candidate
+        for key, label in (("token_f1", "Held-out token F1"),
+                           ("exact_match", "Held-out exact match"),
+                           ("new_pairs_f1", "Token F1 on the new pairs")):
+            if live.get(key) is not None and candidate.get(key) is not None:
+                fields.append((label, f"live {live[key]:.2f} / candidate {candidate[key]:.2f}"))
     fields.append(("New curated pairs", str(verdict.new_pairs)))
+    if verdict.file_examples or verdict.curated:
+        fields.append(("Trained on", f"{verdict.file_examples} file examples + "
+                                     f"{verdict.curated} curated"))
+    fields.append(("Why", verdict.reason))
     title = (f"Job {job.id}: {job.model_name} v{verdict.version} is live"
              if verdict.promoted else f"Job {job.id}: {job.model_name} kept its live version")
     return Reply(title=title, text=verdict.message or verdict.reason, fields=tuple(fields),
                  kind="success" if verdict.promoted else "info", job_id=job.id, card=True)
+
+
+def figure_fields(figures: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """("File recall", "live 0.82 / candidate 0.80 (may fall 0.05; 12 questions)") rows."""
+    rows = []
+    for figure in (from_dict(Figure, f) for f in figures or []):
+        if figure.live is None and figure.candidate is None:
+            continue
+        extra = [f"may fall {figure.tolerance:.2f}"] if figure.tolerance else []
+        if figure.n:
+            extra.append(f"{figure.n} questions")
+        rows.append((figure.name[:1].upper() + figure.name[1:],
+                     f"live {_fmt('{:.2f}', figure.live)} / candidate "
+                     f"{_fmt('{:.2f}', figure.candidate)}"
+                     + (f" ({'; '.join(extra)})" if extra else "")))
+    return rows

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from sqlalchemy.exc import IntegrityError
 
@@ -16,6 +16,7 @@ from engine.identity import Caller
 from engine.settings import Settings
 from engine.views import ModelCard, VersionView
 from storage import catalog as store
+from storage import curation as curation_rows
 from storage import events
 from storage.db import Database
 from storage.tables import DeploymentRecord, ModelRecord
@@ -139,8 +140,11 @@ class Catalog(TargetLookup):
     def add_version(self, model_id: int, *, path: str, hyperparams: Optional[dict] = None,
                     dataset_id: Optional[int] = None, job_id: Optional[int] = None,
                     metrics_before: Optional[dict] = None, metrics_after: Optional[dict] = None,
-                    notes: str = "", live: bool = False, kind: str = "adapter") -> VersionView:
-        """Record a new numbered version; live=True makes it live and retires the previous."""
+                    notes: str = "", live: bool = False, kind: str = "adapter",
+                    file_examples: Optional[int] = None,
+                    curated_ids: Iterable[int] = ()) -> VersionView:
+        """Record a new numbered version; live=True makes it live and retires the previous.
+        `file_examples` and `curated_ids` record exactly what trained it (its data view)."""
         fields: dict[str, Any] = dict(
             kind=kind, path=str(path), hyperparams=dict(hyperparams or {}), dataset_id=dataset_id,
             job_id=job_id, metrics_before=dict(metrics_before or {}),
@@ -151,7 +155,13 @@ class Catalog(TargetLookup):
                     if store.get_model_by_id(s, model_id) is None:
                         raise NotFound(f"Model id {model_id} no longer exists.")
                     version = store.insert_version(s, model_id, live=live, now=self.clock(), **fields)
-                    return version_view(version)
+                    if file_examples is None:
+                        return version_view(version)
+                    curation_rows.record_version_data(
+                        s, version.id, dataset_id=dataset_id, file_examples=file_examples,
+                        curated_ids=curated_ids)
+                    return version_view(version, curation_rows.version_data(s, [version.id])
+                                        .get(version.id))
             except IntegrityError:  # two versions numbered at once: number again
                 if attempt == 2:
                     raise
@@ -218,7 +228,7 @@ class Catalog(TargetLookup):
 
     def _full_card(self, caller: Caller, model: ModelRecord) -> ModelCard:
         with self.db.session() as s:
-            versions = [version_view(v) for v in store.versions_of(s, model.id)]
+            versions = _versions(s, model.id)
             channels = [rules.WORKSPACE_DEFAULT_SHOWN if c == rules.WORKSPACE_DEFAULT else c
                         for c in store.channels_of(s, model.id, caller.workspace)]
         live = next((v.number for v in versions if v.status == "live"), None)
@@ -228,7 +238,7 @@ class Catalog(TargetLookup):
     def versions(self, caller: Caller, name: str) -> list[VersionView]:
         model = self.resolve(caller, name)
         with self.db.session() as s:
-            return [version_view(v) for v in store.versions_of(s, model.id)]
+            return _versions(s, model.id)
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -364,3 +374,10 @@ def _notice_key(deployment: DeploymentRecord) -> str:
     per deployment; a new deploy is a new deployment)."""
     made = deployment.created_at.replace(tzinfo=None).isoformat(timespec="seconds")
     return f"{events.NOTICE_PREFIX}hidden:{deployment.id}:{deployment.model_id}:{made}"
+
+
+def _versions(s, model_id: int) -> list[VersionView]:
+    """A model's versions with their data views (what trained each one)."""
+    records = store.versions_of(s, model_id)
+    data = curation_rows.version_data(s, [v.id for v in records])
+    return [version_view(v, data.get(v.id)) for v in records]

@@ -95,12 +95,16 @@ class TargetLookup:
         return None
 
 
-def version_view(v: ModelVersionRecord) -> VersionView:
+def version_view(v: ModelVersionRecord, data: Any = None) -> VersionView:
+    """A version as the front ends see it; `data` is its VersionDataRecord (what trained it),
+    when one was recorded."""
     return VersionView(number=v.number, status=v.status, kind=v.kind, created_at=v.created_at,
                        hyperparams=dict(v.hyperparams or {}),
                        metrics_before=dict(v.metrics_before or {}),
                        metrics_after=dict(v.metrics_after or {}), notes=v.notes, job_id=v.job_id,
-                       dataset_id=v.dataset_id)
+                       dataset_id=v.dataset_id,
+                       file_examples=None if data is None else data.file_examples,
+                       curated=None if data is None else len(data.curated_ids or []))
 
 
 def viewer_of(caller: Caller) -> store.Viewer:

@@ -1,16 +1,41 @@
-"""The gate: whether a retrained candidate may replace the live version."""
+"""The gate: whether a retrained candidate may replace the live version.
+
+It reads a list of named figures (engine.views.Figure), each measured for the live version
+and for the candidate, higher is better. The workflow (engine/workflows/retrain.py) decides
+which figures exist; new ones (rephrased questions, off-topic refusal) plug in by being added
+to that list. The rule:
+
+1. Refuse when any figure falls below the live version's by more than its tolerance (file
+   recall and the live version's own lessons may fall by GPTSTORE_RETRAIN_TOLERANCE, 0.05
+   token F1 by default; the new pairs by nothing).
+2. Refuse when no figure is better by more than MIN_GAIN: a tie keeps the live version, so a
+   candidate that is merely "not measurably worse" never replaces it blindly.
+3. Otherwise promote, saying which figures improved.
+
+A figure missing on either side (nothing to measure it on) is listed and takes no part.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from engine.views import Figure
+
+MIN_GAIN = 0.01
+"""A figure counts as improved only when it rises by more than this."""
 
 
-def gate(live: dict[str, Any], candidate: dict[str, Any]) -> tuple[bool, str]:
-    """Whether the candidate may go live: not worse than the live version on the held-out
-    set (token F1; exact match breaks nothing when F1 ties). Returns (promote, reason)."""
-    live_f1, cand_f1 = live.get("token_f1"), candidate.get("token_f1")
-    if live_f1 is None or cand_f1 is None:
-        return True, "there is no held-out set to compare on"
-    if cand_f1 + 1e-9 >= live_f1:
-        return True, f"held-out token F1 {cand_f1:.3f} is not worse than the live {live_f1:.3f}"
-    return False, f"held-out token F1 {cand_f1:.3f} is worse than the live version's {live_f1:.3f}"
+def gate(figures: list[Figure]) -> tuple[bool, str]:
+    """(promote, reason): the reason names every figure that decided it."""
+    measured = [f for f in figures if f.live is not None and f.candidate is not None]
+    if not measured:
+        return False, "there was nothing to compare the candidate with the live version on"
+    fell = [f for f in measured if f.candidate < f.live - f.tolerance - 1e-9]
+    if fell:
+        return False, "; ".join(
+            f"{f.name} fell from {f.live:.2f} to {f.candidate:.2f} (at most {f.tolerance:.2f} "
+            "allowed)" for f in fell)
+    rose = [f for f in measured if f.candidate > f.live + MIN_GAIN]
+    if not rose:
+        return False, ("no figure improved on the live version by more than "
+                       f"{MIN_GAIN:.2f}, and a tie keeps the live version")
+    return True, "; ".join(f"{f.name} rose from {f.live:.2f} to {f.candidate:.2f}"
+                           for f in rose) + "; nothing fell beyond its tolerance"

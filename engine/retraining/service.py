@@ -18,7 +18,8 @@ from engine.errors import Busy, InvalidInput, PermissionDenied
 from engine.identity import Caller
 from engine.retraining.schedule import cron_for, latest_fire, next_fires
 from engine.views import JobView, Origin, ScheduleView, from_dict
-from storage import conversations
+from engine.curation import Curation
+from engine.views import CuratedView
 from storage import schedules as schedule_rows
 from storage.tables import ModelRecord, ModelVersionRecord
 
@@ -40,12 +41,14 @@ class RetrainOutcome:
 
 class Retrainer:
     def __init__(self, db: "Database", settings: "Settings", catalog: "Catalog",
-                 jobs: "JobService", clock: Callable[[], datetime]) -> None:
+                 jobs: "JobService", clock: Callable[[], datetime],
+                 curation: Curation | None = None) -> None:
         self.db = db
         self.settings = settings
         self.catalog = catalog
         self.jobs = jobs
         self.clock = clock
+        self.curation = curation or Curation(db, settings, catalog, clock)
 
     def set_schedule(self, caller: Caller, name: str, spec: str,
                      origin: Origin | None = None) -> ScheduleView:
@@ -116,8 +119,9 @@ class Retrainer:
         fresh = self.new_pairs(model_id)
         needed = self.settings.retrain_min_examples
         if len(fresh) < needed:
-            message = (f"Retrain of {name} skipped: {len(fresh)} new curated pair(s) since the "
-                       f"live version, {needed} needed. Rate answers 👍 or correct them to add more.")
+            message = (f"Retrain of {name} skipped: {len(fresh)} new approved pair(s) since the "
+                       f"live version, {needed} needed. Approve suggestions with `/store review "
+                       f"{name}` (corrections and 👎 answers land there).")
             self._record(model_id, run_id, message, None, at or now)
             return RetrainOutcome(name, False, message)
         with self.db.session() as session:
@@ -125,29 +129,25 @@ class Retrainer:
             live = session.get(ModelVersionRecord, model.live_version_id) if model.live_version_id else None
             owner, workspace = model.owner, model.workspace
             dataset_id = live.dataset_id if live is not None else None
-            since = live.created_at.isoformat() if live is not None else None
-        # The job reads the curated pairs again when it runs, so a forget-me in between
-        # still removes them from the training set.
+        # The job reads the approved pairs again when it runs (all of them, not only the new
+        # ones), so a forget-me or a rejection in between still leaves them out.
         try:
             job = self.jobs.submit(
                 "retrain", name, owner=owner, workspace=workspace, dataset_id=dataset_id,
-                params={"since": since, "new_pairs": len(fresh)}, origin=origin,
+                params={"new_pairs": len(fresh)}, origin=origin,
                 idempotency_key=f"retrain:{model_id}:{slot}", model_id=model_id,
                 limited_for=limited_for)
         except Busy as refused:  # a limit filled up since the early check
             self._record(model_id, run_id, str(refused), None, at or now)
             raise
-        message = f"Retrain of {name} started as job {job.id} with {len(fresh)} new curated pairs."
+        message = (f"Retrain of {name} started as job {job.id} with {len(fresh)} new approved "
+                   "pairs.")
         self._record(model_id, run_id, message, job.id, at or now)
         return RetrainOutcome(name, True, message, job)
 
-    def new_pairs(self, model_id: int) -> list[tuple[str, str, str]]:
-        """Curated (question, answer, source) pairs logged since the live version was made."""
-        with self.db.session() as session:
-            model = session.get(ModelRecord, model_id)
-            live = session.get(ModelVersionRecord, model.live_version_id) if model.live_version_id else None
-            since = live.created_at if live is not None else None
-            return conversations.curated_pairs(session, model_id, since=since)
+    def new_pairs(self, model_id: int) -> list[CuratedView]:
+        """Approved curated pairs that the live version was not trained on."""
+        return self.curation.new_pairs(model_id)
 
     def _record(self, model_id: int, run_id: int, outcome: str, job_id: int | None, at: datetime) -> None:
         with self.db.session() as session:

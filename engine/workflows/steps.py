@@ -85,12 +85,14 @@ class Published:
 
 def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: list,
             best_epoch: int, memo: "Memo", known: dict, filename: str, n: int,
-            epochs: int, final_epochs: int | None = None) -> Published:
+            epochs: int, final_epochs: int | None = None, *, file_examples: int | None = None,
+            curated_ids: list[int] = (), gate: list[dict[str, Any]] | None = None) -> Published:
     """Save the adapter and plot into a temporary folder, store it in the artifact store (by
-    content hash, reachable from every host) and record the live version. A failure or
+    content hash, reachable from every host) and record the live version with exactly what
+    trained it (`file_examples` of its file, the approved `curated_ids`). A failure or
     cancel before the record leaves no version behind. `final_epochs`: the epochs a final
     pass continued the selection run's adapter on all n examples (None: it trained afresh
-    on all of them for `epochs`)."""
+    on all of them for `epochs`). `gate`: a retrain's figures."""
     try:
         record = ctx.catalog.job_model(ctx.model_id, ctx.workspace, ctx.model_name)
     except NotFound:  # a job from before its entry was recorded: make the entry again
@@ -121,9 +123,11 @@ def publish(ctx: JobContext, final: TrainResult, config: TrainConfig, history: l
             record.id, path=adapter, hyperparams=hyperparams, dataset_id=ctx.dataset_id,
             job_id=ctx.job_id, metrics_before=memo["before"],
             metrics_after=dict(memo["after"], trained_questions_f1=known["token_f1"],
-                               trained_questions_em=known["exact_match"]),
+                               trained_questions_em=known["exact_match"],
+                               **({"gate": gate} if gate else {})),
             notes=trained,
-            live=True)
+            live=True, file_examples=n if file_examples is None else file_examples,
+            curated_ids=list(curated_ids))
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return Published(view.number, adapter, str(parse(adapter).file(PLOT)))

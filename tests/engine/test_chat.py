@@ -102,26 +102,23 @@ def test_feedback_counts_one_vote_per_user_and_follows_changes_of_mind(store: St
         store.chat.feedback(BOB, "1700.9", "meh")
 
 
-def test_curated_pairs_take_liked_answers_and_corrections_never_disliked(store: Store) -> None:
+def test_corrections_train_only_once_approved_and_likes_only_when_the_owner_says(
+        store: Store) -> None:
     liked = store.chat.answer(BOB, "helpdesk", "liked question")
-    disputed = store.chat.answer(BOB, "helpdesk", "disputed question")
-    store.chat.answer(BOB, "helpdesk", "ignored question")
     wrong = store.chat.answer(ALICE, "helpdesk", "wrong question")
     store.chat.feedback(ALICE, str(liked.message_id), "up")
-    store.chat.feedback(ALICE, str(disputed.message_id), "up")
-    store.chat.feedback(BOB, str(disputed.message_id), "down")
-    store.chat.feedback(BOB, str(wrong.message_id), "down")
     assert store.chat.correct(ALICE, None, "the right answer") == wrong.message_id
+    assert store.chat.curated_pairs(store.model_id) == []  # waiting in the review inbox
+    [suggestion] = store.chat.curation.inbox(ADMIN_A, "helpdesk").pending
+    store.chat.curation.approve(ADMIN_A, suggestion.id)
     assert store.chat.curated_pairs(store.model_id) == [
-        ("liked question", "echo: liked question", "feedback"),
         ("wrong question", "the right answer", "correction")]
 
-    store.clock.advance(days=1)
-    since = store.clock()
+    store.chat.curation.set_options(ADMIN_A, "helpdesk", thumbs_up=True)
     later = store.chat.answer(BOB, "helpdesk", "new question")
-    store.chat.feedback(BOB, str(later.message_id), "up")
-    assert store.chat.curated_pairs(store.model_id, since=since) == [
-        ("new question", "echo: new question", "feedback")]
+    store.chat.feedback(ALICE, str(later.message_id), "up")
+    assert ("new question", "echo: new question", "thumbs-up") in store.chat.curated_pairs(
+        store.model_id)
 
 
 def test_correct_without_an_answer_says_how(store: Store) -> None:
@@ -132,7 +129,9 @@ def test_correct_without_an_answer_says_how(store: Store) -> None:
         store.chat.correct(BOB, None, "  ")
     store.chat.correct(BOB, None, "first try")
     store.chat.correct(BOB, None, "second try")  # a user's correction is replaced, not added
-    assert [p[1] for p in store.chat.curated_pairs(store.model_id)] == ["second try"]
+    with store.db.session() as s:
+        [kept] = s.exec(select(FeedbackRecord).where(FeedbackRecord.kind == "correction")).all()
+    assert kept.correction == "second try"
 
 
 def test_a_chat_message_over_20000_characters_is_refused_like_a_command(store: Store) -> None:
@@ -153,11 +152,13 @@ def test_forget_me_deletes_the_users_messages_feedback_and_votes(store: Store) -
     store.chat.correct(BOB, str(theirs.message_id), "bob's better answer")
     assert model(store).rating_up == 2
 
-    assert store.chat.forget_me(BOB) == 4  # question, answer, vote, correction
+    # question, answer, vote, correction, and the correction's suggestion in the review inbox
+    assert store.chat.forget_me(BOB) == 5
     assert [m.content for m in rows(store, MessageRecord)] == ["alice asks", "echo: alice asks"]
     assert rows(store, FeedbackRecord) == []  # Alice's vote went with Bob's answer
     assert (model(store).rating_up, model(store).rating_down) == (0, 0)
     assert store.chat.curated_pairs(store.model_id) == []
+    assert store.chat.curation.inbox(ADMIN_A, "helpdesk").pending == ()
     assert store.chat.history_for(BOB) == [
         {"role": "user", "content": "alice asks"},
         {"role": "assistant", "content": "echo: alice asks"}]  # the channel's remaining turn

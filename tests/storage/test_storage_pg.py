@@ -84,11 +84,16 @@ def test_chat_logs_feedback_curation_forget_me_and_retention(store: Store) -> No
     store.chat.correct(ALICE, None, "corrected")
     record = store.catalog.model_by_id(model_id)
     assert (record.usage_count, record.rating_up, record.rating_down) == (2, 2, 1)
+    assert store.chat.curated_pairs(model_id) == []  # nothing approved yet
+    waiting = store.chat.curation.inbox(ADMIN_A, "helpdesk").pending
+    assert [(i.origin, i.answer) for i in waiting] == [("thumbs-down", ""),
+                                                      ("correction", "corrected")]
+    store.chat.curation.approve(ADMIN_A, waiting[1].id)
     assert store.chat.curated_pairs(model_id) == [
-        ("liked question", "echo: liked question", "feedback"),
         ("disliked question", "corrected", "correction")]
 
-    assert store.chat.forget_me(ALICE) == 5  # her question, answer, up, down, correction
+    # her question, answer, up, down, correction, and her two suggestions
+    assert store.chat.forget_me(ALICE) == 7
     record = store.catalog.model_by_id(model_id)
     assert (record.rating_up, record.rating_down) == (0, 0)  # Bob's vote was on her answer
     assert store.chat.curated_pairs(model_id) == []

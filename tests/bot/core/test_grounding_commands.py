@@ -36,7 +36,7 @@ def core(store: Grounded) -> Dispatcher:
 
 def one_gap(store: Grounded, core: Dispatcher) -> int:
     say(core, store.member, "chat acme What is the capital of Australia?")
-    return store.engine.curation.gaps(store.member, "acme")[0].id
+    return store.engine.knowledge_admin.gaps(store.member, "acme")[0].id
 
 
 def test_a_chat_answer_shows_the_entry_it_came_from(store: Grounded, core: Dispatcher) -> None:
@@ -69,7 +69,7 @@ def test_another_workspace_neither_sees_nor_answers_this_workspaces_gaps(
     assert reply.kind == "error"
     assert reply.text == (f"There is no gap {gap} in this workspace; `/store gaps MODEL` "
                           "lists them.")
-    assert store.engine.curation.gaps(store.member, "acme")[0].id == gap  # still open
+    assert store.engine.knowledge_admin.gaps(store.member, "acme")[0].id == gap  # still open
 
 
 def test_an_unknown_gap_and_an_overlong_answer_are_refused_and_store_nothing(
@@ -79,7 +79,7 @@ def test_an_unknown_gap_and_an_overlong_answer_are_refused_and_store_nothing(
     assert unknown.text == "There is no gap 999 in this workspace; `/store gaps MODEL` lists them."
     too_long = say(core, store.admin, f"answer {gap} " + "word " * 500)
     assert too_long.kind == "error" and "at most 2,000" in too_long.text
-    assert store.engine.curation.gaps(store.member, "acme")[0].id == gap
+    assert store.engine.knowledge_admin.gaps(store.member, "acme")[0].id == gap
     assert store.engine.knowledge.entry_count(store.model.id, None) == 46
 
 

@@ -26,7 +26,7 @@ def test_a_rephrased_question_is_answered_from_the_right_entry_and_cites_it(
 
 def test_an_off_topic_question_is_declined_with_the_handoff_text_and_becomes_a_gap(
         grounded: Grounded) -> None:
-    grounded.engine.curation.set_handoff(grounded.admin, "acme", "ask @support-team in #help")
+    grounded.engine.knowledge_admin.set_handoff(grounded.admin, "acme", "ask @support-team in #help")
     calls = len(grounded.runner.calls)
     answer = grounded.ask("What is the capital of Australia?")
     assert answer.grounded is False
@@ -36,7 +36,7 @@ def test_an_off_topic_question_is_declined_with_the_handoff_text_and_becomes_a_g
     grounded.clock.advance(minutes=5)
     grounded.ask("Which city is the capital of Australia?")  # a rephrasing joins the gap
     grounded.ask("How do I bake sourdough bread?")
-    gaps = grounded.engine.curation.gaps(grounded.member, "acme")
+    gaps = grounded.engine.knowledge_admin.gaps(grounded.member, "acme")
     assert [(g.question, g.count) for g in gaps] == [
         ("What is the capital of Australia?", 2), ("How do I bake sourdough bread?", 1)]
     assert gaps[0].last_asked > gaps[0].first_asked
@@ -45,14 +45,14 @@ def test_an_off_topic_question_is_declined_with_the_handoff_text_and_becomes_a_g
 def test_an_answered_gap_answers_the_next_ask_and_its_rephrasings(grounded: Grounded) -> None:
     question = "Can I visit your office in Berlin?"
     assert grounded.ask(question).grounded is False
-    gap = grounded.engine.curation.gaps(grounded.member, "acme")[0]
-    grounded.engine.curation.answer_gap(grounded.admin, str(gap.id),
+    gap = grounded.engine.knowledge_admin.gaps(grounded.member, "acme")[0]
+    grounded.engine.knowledge_admin.answer_gap(grounded.admin, str(gap.id),
                                         "Yes: Alexanderplatz 1, weekdays 9-17.")
     again = grounded.ask("Is it possible to come to the Berlin office?")
     assert again.grounded is True
     assert again.sources[0].ref == f"gap {gap.id}"
     assert "Alexanderplatz 1, weekdays 9-17." in last_prompt(grounded)
-    assert grounded.engine.curation.gaps(grounded.member, "acme") == []
+    assert grounded.engine.knowledge_admin.gaps(grounded.member, "acme") == []
 
 
 def test_a_document_passage_answers_what_the_faq_does_not(grounded: Grounded) -> None:
@@ -61,7 +61,7 @@ def test_a_document_passage_answers_what_the_faq_does_not(grounded: Grounded) ->
     doc = (b"# About Acme\n\nAcme Cloud Notes is made by Acme Ltd, a company of 40 people "
            b"headquartered in Lisbon, Portugal, founded in 2019.\n\n# Security\n\nWe "
            b"encrypt all notes at rest with AES-256.\n")
-    name, passages = grounded.engine.curation.add_document(grounded.admin, "acme",
+    name, passages = grounded.engine.knowledge_admin.add_document(grounded.admin, "acme",
                                                            "handbook.md", doc)
     assert (name, passages) == ("acme", 2)
     answer = grounded.ask("In which city is Acme based?")
@@ -74,7 +74,7 @@ def test_the_threshold_decides_both_ways(grounded: Grounded) -> None:
     knowledge, model = grounded.engine.knowledge, grounded.model
     knowledge.set_threshold(model.id, 0.99, chosen_by="tuning")
     assert grounded.ask("I forgot my login password. What now?").grounded is False
-    grounded.engine.curation.set_threshold(grounded.admin, "acme", "0")
+    grounded.engine.knowledge_admin.set_threshold(grounded.admin, "acme", "0")
     assert knowledge.threshold_by(model.id) == "admin"
     assert grounded.ask("What is the capital of Australia?").grounded is True
 
@@ -95,19 +95,12 @@ def test_a_model_without_knowledge_answers_from_its_weights_as_before(
     assert last_prompt(grounded) == "hello there"
 
 
-def test_an_answered_gap_joins_the_live_versions_training_data(grounded: Grounded) -> None:
+def test_an_answered_gap_joins_the_models_curated_training_data(grounded: Grounded) -> None:
     engine = grounded.engine
-    report = engine.datasets.store(grounded.admin, "faq.csv",
-                                   b"question,answer\n" + b"".join(
-                                       f"Question {i}?,Answer {i}.\n".encode() for i in range(12)))
-    with engine.db.session() as s:
-        catalog_rows.insert_version(s, grounded.model.id, live=True, now=grounded.clock(),
-                                    dataset_id=report.dataset_id)
     question = "Can I visit your office in Berlin?"
     assert grounded.ask(question).grounded is False
-    gap = engine.curation.gaps(grounded.member, "acme")[0]
-    engine.curation.answer_gap(grounded.admin, f"gap {gap.id}", "Yes, weekdays 9-17.")
-    examples = engine.datasets.examples(report.dataset_id)
-    assert examples[-1] == [{"role": "user", "content": question},
-                            {"role": "assistant", "content": "Yes, weekdays 9-17."}]
-    assert engine.datasets.report(report.dataset_id).n_examples == 13
+    assert engine.curation.training_pairs(grounded.model.id) == []
+    gap = engine.knowledge_admin.gaps(grounded.member, "acme")[0]
+    engine.knowledge_admin.answer_gap(grounded.admin, f"gap {gap.id}", "Yes, weekdays 9-17.")
+    [pair] = engine.curation.training_pairs(grounded.model.id)
+    assert (pair.question, pair.answer, pair.origin) == (question, "Yes, weekdays 9-17.", "gap")

@@ -16,6 +16,7 @@ from typing import Callable
 
 from engine.catalog import rules
 from engine.catalog.service import Catalog
+from engine.curation import Curation
 from engine.datasets.service import Datasets
 from engine.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from engine.identity import Caller
@@ -30,14 +31,15 @@ MAX_ANSWER_CHARS = 2000  # an FAQ answer, not a document: those go through /stor
 MAX_HANDOFF_CHARS = 300
 
 
-class Curation:
+class KnowledgeAdmin:
     def __init__(self, db: Database, catalog: Catalog, knowledge: Knowledge, datasets: Datasets,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], curation: Curation) -> None:
         self.db = db
         self.catalog = catalog
         self.knowledge = knowledge
         self.datasets = datasets
         self.clock = clock
+        self.curation = curation  # answered gaps become approved curated pairs
 
     # -- gaps ------------------------------------------------------------------------------------
 
@@ -67,15 +69,10 @@ class Curation:
                                f"most {MAX_ANSWER_CHARS:,}. Put longer material in a document "
                                "with `/store docs MODEL`.")
         self.knowledge.answer_gap(gap_id, text, caller.user)
-        dataset_id = self._training_dataset(model)
-        if dataset_id is not None:  # tuned models: the next retrain learns it too
-            self.datasets.add_examples(dataset_id, [(gap.question, text)], source="gap")
+        # the next retrain learns it too: an approved curated pair of origin "gap"
+        self.curation.add_approved(model, gap.question, text, origin="gap", ref=f"gap {gap_id}",
+                                   approved_by=caller, workspace=model.workspace)
         return _gap_view(gap, self.catalog.shown_name(caller, model))
-
-    def _training_dataset(self, model: ModelRecord) -> int | None:
-        with self.db.session() as s:
-            live = catalog_store.get_version_by_id(s, model.live_version_id)
-        return live.dataset_id if live is not None else None
 
     # -- documents, handoff, threshold ---------------------------------------------------------
 
