@@ -48,7 +48,8 @@ def test_a_turn_is_answered_streamed_and_logged(store: Store) -> None:
     answer = store.chat.answer(caller, "helpdesk", "Where is my order?", history=history,
                                on_token=streamed.append, question_ref="1700.2")
     assert answer.text == "echo: Where is my order?" and "".join(streamed).strip() == answer.text
-    assert (answer.model_name, answer.version, answer.latency_ms) == ("helpdesk", 1, 7)
+    assert (answer.model_name, answer.version) == ("helpdesk", 1)
+    assert 7 <= answer.latency_ms < 7 + 1000  # the runner's 7 ms plus the retrieval's own time
     target, messages = store.runner.calls[-1]
     assert target.adapter_path == "/adapters/helpdesk/v1"
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
@@ -61,7 +62,7 @@ def test_a_turn_is_answered_streamed_and_logged(store: Store) -> None:
     assert (question.role, question.user, question.content, question.platform_message_id) == (
         "user", BOB.user, "Where is my order?", "1700.2")
     assert (reply.id, reply.role, reply.reply_to_id, reply.latency_ms) == (
-        answer.message_id, "assistant", question.id, 7)
+        answer.message_id, "assistant", question.id, answer.latency_ms)
     live = store.catalog.live_target(model(store))
     assert (reply.model_id, reply.model_version_id) == (store.model_id, live.version_id)
     assert model(store).usage_count == 1

@@ -50,7 +50,7 @@ def test_busy_and_permission_errors_keep_their_message() -> None:
 
 def test_specs_describe_typed_options_for_slash_commands() -> None:
     specs = {spec.name: spec for spec in Dispatcher(FakeEngine(RuntimeError())).commands()}
-    assert len(specs) == 21  # 16 + gaps, answer, docs, handoff, threshold
+    assert len(specs) == 25  # 16 + gaps, answer, docs, handoff, threshold + review, approve, edit, reject
     tune = {o.name: o for o in specs["tune"].options}
     assert tune["file"].type == "file" and tune["file"].required
     assert tune["epochs"].type == "int" and tune["lr"].type == "float"
