@@ -71,7 +71,8 @@ class ChatService:
                                              found.passages)
             generated = self.runner.answer(target, messages, on_token=on_token)
             reply = str(getattr(generated, "text", ""))
-            latency = retrieval_ms + int(getattr(generated, "latency_ms", 0) or 0)
+            latency = int(getattr(generated, "latency_ms", 0) or 0) + (
+                retrieval_ms if found.has_knowledge else 0)  # the search is part of the wait
             tokens = int(getattr(generated, "tokens", 0) or 0)
         else:  # out of scope: say so and name who can help, instead of inventing an answer
             reply = decline_text(self.knowledge.handoff(model.id))
