@@ -187,8 +187,8 @@ class _Retrain:
                                 tolerance, len(self.earlier)),
             "new pairs": ("token F1 on the new approved pairs (final candidate)", 0.0,
                           len(self.new)),
-            "held-out new pairs": ("token F1 on new pairs the selection run never saw", 0.0,
-                                   len(self.held)),
+            "held-out new pairs": ("token F1 on new pairs the selection run never saw",
+                                   tolerance, len(self.held)),
         }
         for source in EXTRA_FIGURES:
             meaning[source.name] = (source.meaning, source.tolerance, 0)

@@ -51,6 +51,8 @@ def test_busy_and_permission_errors_keep_their_message() -> None:
 def test_specs_describe_typed_options_for_slash_commands() -> None:
     specs = {spec.name: spec for spec in Dispatcher(FakeEngine(RuntimeError())).commands()}
     assert len(specs) == 25  # 16 + gaps, answer, docs, handoff, threshold + review, approve, edit, reject
+    assert specs["review"].options[1].choices == ("on", "off")
+    assert specs["approve"].options[0].type == "int"
     tune = {o.name: o for o in specs["tune"].options}
     assert tune["file"].type == "file" and tune["file"].required
     assert tune["epochs"].type == "int" and tune["lr"].type == "float"
