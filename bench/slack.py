@@ -124,10 +124,11 @@ class RemoteSlack:
         self.api_url: str = self._conn.recv()
 
     def wait_posts(self, count: int, timeout: float = 300.0,
-                   method: str = "chat.postMessage") -> None:
+                   method: str = "chat.postMessage") -> bool:
+        """Whether `count` answers were posted within `timeout` (a loaded machine may time a
+        model out: that answer is then an error note, not a post)."""
         self._conn.send((method, count, timeout))
-        if not self._conn.recv():
-            raise RuntimeError(f"fewer than {count} answers were posted within {timeout}s")
+        return bool(self._conn.recv())
 
     def close(self) -> None:
         self._conn.send(None)
@@ -162,7 +163,7 @@ def measure(build: Callable[[str], Any], *, n: int, rounds: int, mentions: str =
             start = time.perf_counter()
             latencies = slack_side.submit(client_bursts, server.url, n, rounds,
                                           mentions).result()
-            fake.wait_posts(5 + n * rounds, method=answered)
+            all_answered = fake.wait_posts(5 + n * rounds, method=answered)
             answered_s = time.perf_counter() - start
             alone = slack_side.submit(client_one_by_one, server.url, 20).result() \
                 if not mentions else []
@@ -173,7 +174,7 @@ def measure(build: Callable[[str], Any], *, n: int, rounds: int, mentions: str =
     return {"requests": len(ms), "ack_p50_ms": round(statistics.median(ms), 1),
             "acks_over_3s": sum(x > 3000 for x in ms),  # Slack retries those
             "ack_p99_ms": round(percentile(ms, 99), 1), "ack_max_ms": round(max(ms), 1),
-            "all_answered_s": round(answered_s, 2),
+            "all_answered_s": round(answered_s, 2) if all_answered else None,
             **({"one_at_a_time_ack_p50_ms": round(statistics.median(alone) * 1000, 1)}
                if alone else {})}
 
