@@ -14,6 +14,9 @@ from typing import Any, AsyncIterator
 
 from bot.discord.app import build_discord_client
 from bot.discord.testing import FakeDiscord, Recorded
+from storage import jobs as job_store
+
+FAILED = "The file has no test split."  # why the held jobs of these tests fail
 
 TOKEN = "test-token-do-not-log"
 EPHEMERAL = 64
@@ -143,3 +146,16 @@ async def until(condition: Any, timeout: float = 30.0) -> None:
         while not condition():
             await asyncio.sleep(0.02)
     await asyncio.wait_for(check(), timeout)
+
+
+def run(engine: Any, job_id: int) -> None:
+    """A worker elsewhere takes a held job (see the `held` fixture)."""
+    now = engine.clock()
+    engine.db.retrying(lambda s: job_store.claim(s, job_id, "worker", now, now))
+
+
+def end(engine: Any, job_id: int) -> None:
+    """The job fails in that worker."""
+    now = engine.clock()
+    engine.db.retrying(lambda s: job_store.finish(s, job_id, "worker", 1, "failed", now,
+                                                  error=FAILED))
