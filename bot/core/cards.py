@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.core.progress import duration, final_reply, metric_fields, progress_text
 from bot.core.reply import Button, Reply
 from engine.views import ChatAnswer, DatasetReport, ForgetReport, JobView, ModelCard, VersionView
 
 
-def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = "info") -> Reply:
+def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = "info",
+               image: Path | None = None) -> Reply:
+    """A model's card; `image` is the live version's loss plot, when the caller has it."""
     fields: list[tuple[str, str]] = [
         ("Base", "(base model)" if card.is_base else (card.base or "?")),
         ("Owner", card.owner or "-"),
@@ -32,7 +36,7 @@ def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = 
         body = f"{text}\n{body}"
     buttons = () if card.is_base else (Button("Deploy here", f"deploy {card.name}", "primary"),)
     return Reply(title=title or card.name, text=body, fields=tuple(fields), kind=kind,
-                 buttons=buttons, card=True)
+                 buttons=buttons, card=True, image=image)
 
 
 def search_reply(cards: list[ModelCard], words: str) -> Reply:
