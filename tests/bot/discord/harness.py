@@ -55,7 +55,6 @@ class ScriptedRunner:
 async def connected(engine: Any, fake: FakeDiscord | None = None,
                     **options: Any) -> AsyncIterator[tuple[FakeDiscord, Any]]:
     """The real client, started against a fake Discord, until the block ends."""
-    allow_refused = options.pop("allow_refused", False)
     fake = await (fake or FakeDiscord()).start()
     settings = engine.settings.with_(discord_api_url=fake.api_url, discord_token=TOKEN,
                                      **options.pop("settings", {}))
@@ -68,7 +67,7 @@ async def connected(engine: Any, fake: FakeDiscord | None = None,
         await fake.wait_for(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
         yield fake, client
         # whatever a test did, Discord would have accepted every payload
-        assert allow_refused or not fake.refused, fake.refused
+        assert not fake.rules.refused, fake.rules.refused
     except BaseException:
         for r in fake.requests:  # shown by pytest when the test fails
             print(r.method, r.path, str(r.json)[:300], [f for f, _ in r.files])
