@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.core.progress import (
     duration,
     figure_fields,
@@ -22,7 +24,9 @@ from engine.views import (
 )
 
 
-def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = "info") -> Reply:
+def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = "info",
+               image: Path | None = None) -> Reply:
+    """A model's card; `image` is the live version's loss plot, when the caller has it."""
     fields: list[tuple[str, str]] = [
         ("Base", "(base model)" if card.is_base else (card.base or "?")),
         ("Owner", card.owner or "-"),
@@ -52,7 +56,7 @@ def card_reply(card: ModelCard, *, title: str = "", text: str = "", kind: str = 
         body = f"{text}\n{body}"
     buttons = () if card.is_base else (Button("Deploy here", f"deploy {card.name}", "primary"),)
     return Reply(title=title or card.name, text=body, fields=tuple(fields), kind=kind,
-                 buttons=buttons, card=True)
+                 buttons=buttons, card=True, image=image)
 
 
 def knowledge_line(view: KnowledgeView) -> str:

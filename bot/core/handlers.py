@@ -18,6 +18,7 @@ from bot.core.cards import (
 )
 from bot.core.grounding import COMMANDS as KNOWLEDGE_COMMANDS
 from bot.core.help import help_reply
+from bot.core.progress import live_plot
 from bot.core.reply import Button, Reply
 from bot.core.review import approve, edit, reject, review
 from bot.core.spec import Request, arg, command, opt
@@ -51,7 +52,8 @@ def search(req: Request) -> Reply:
 @command("info", "info MODEL", arg("model", "the model's name"))
 def info(req: Request) -> Reply:
     """Show a model's card: description, versions, metrics and where it is deployed."""
-    return card_reply(req.engine.knowledge_admin.card(req.caller, req.values["model"]))
+    card = req.engine.knowledge_admin.card(req.caller, req.values["model"])
+    return card_reply(card, image=live_plot(req.engine, card))
 
 
 @command("tune", tune_usage() + " (+ an attached Q&A file)",

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from bot.core.reply import Button, Reply
 from engine.artifacts.refs import is_ref
 from engine.errors import StoreError
-from engine.views import Figure, JobEventView, JobView, ProgressUpdate, RetrainVerdict, from_dict
+from engine.views import (
+    Figure,
+    JobEventView,
+    JobView,
+    ModelCard,
+    ProgressUpdate,
+    RetrainVerdict,
+    from_dict,
+)
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -231,6 +239,21 @@ def stored_file(engine: "Engine", location: str, log: logging.Logger) -> Path | 
     except StoreError as exc:
         log.warning("cannot fetch %s: %s", location, exc)
         return None
+
+
+def live_plot(engine: "Engine", card: ModelCard,
+              log: logging.Logger | None = None) -> Path | None:
+    """The loss plot of the job that trained a card's live version, on this host (None for a
+    base model, a retrain's version, or a job no longer stored)."""
+    live = next((v for v in card.versions if v.number == card.live_version), None)
+    if live is None or live.job_id is None:
+        return None
+    try:
+        plot = engine.jobs.view(live.job_id).tune_result().plot
+    except StoreError:
+        return None
+    log = log or logging.getLogger("gptstore.progress")
+    return plot_file(plot, lambda ref: stored_file(engine, ref, log))
 
 
 def plot_file(location: str, files: Callable[[str], Path | None] | None) -> Path | None:

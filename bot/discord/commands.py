@@ -12,6 +12,7 @@ and, installed by a user, in DMs and private channels (user installs).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from typing import Any, Optional
 
@@ -105,10 +106,9 @@ async def answer_command(deps: DiscordDeps, interaction: discord.Interaction, sp
                          values: dict[str, Any]) -> None:
     uploads = [v for v in values.values() if isinstance(v, discord.Attachment)]
     if spec.name in FORMS and not uploads:  # a modal must be the first answer, within 3 s
-        name = values.get("name") or ""
         await interaction.response.send_modal(TuneForm(
-            lambda i, text, files, problem: submit_form(deps, i, text, files, problem),
-            name=str(name), options=values))
+            functools.partial(submit_form, deps), name=str(values.get("name") or ""),
+            options=values))
         return
     caller = interaction_caller(interaction, deps.settings.discord_admin_role)
     refused = upload_refusal(deps, uploads)

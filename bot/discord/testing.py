@@ -7,11 +7,10 @@ INTERACTION_CREATE (slash commands, button clicks, modal submissions; from a ser
 a user install) and MESSAGE_REACTION_ADD dispatches. REST replies carry the content type
 exactly `application/json`, as discord.py requires.
 
-Like Discord it refuses (400) a message or modal outside Discord's limits (bot/discord/limits.py;
-the refusals are kept in `refused`), opens threads on messages (THREAD_CREATE), and can be
-told to fail the next edits (`fail_edits`), to answer the next writes with 429 and a
-`retry_after` (`throttle`), to keep a per-channel rate-limit bucket with X-RateLimit headers
-(`bucket`), and to drop the gateway connection so that the client resumes (`drop()`).
+Like Discord it opens threads on messages (THREAD_CREATE), and through `rules`
+(bot/discord/fake_rules.py) it refuses (400) a message or modal outside Discord's limits and
+can fail the next edits, answer the next writes with 429 and a `retry_after`, or keep a
+per-channel rate-limit bucket; `drop()` closes the gateway connection so the client resumes.
 """
 
 from __future__ import annotations
@@ -20,13 +19,13 @@ import asyncio
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
-from bot.discord.limits import COMPONENTS_V2, modal_problems, problems
+from bot.discord.fake_rules import DiscordRules, Recorded
+from bot.discord.fake_rules import json_response as _json
 
 MANAGE_GUILD = 1 << 5
 EVERYDAY = ((1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 6)  # view, send,
@@ -34,24 +33,6 @@ EVERYDAY = ((1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 6)
 MESSAGE_CONTENT_FLAGS = (1 << 18) | (1 << 19)  # GATEWAY_MESSAGE_CONTENT(_LIMITED)
 MESSAGE_CONTENT_INTENT = 1 << 15
 DISCORD_EPOCH_MS = 1420070400000
-
-
-@dataclass
-class Recorded:
-    """One REST request the bot made."""
-
-    method: str
-    path: str
-    json: Any = None  # the JSON body, or the multipart `payload_json`
-    files: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, data)
-    query: dict[str, str] = field(default_factory=dict)
-    authorization: str = ""
-    status: int = 200  # what the fake answered
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(data).encode(),
-                        headers={"Content-Type": "application/json"})
 
 
 class FakeDiscord:
@@ -63,12 +44,7 @@ class FakeDiscord:
         self.message_content_granted = message_content_granted
         self.fail_webhook_edits = fail_webhook_edits  # PATCH on interaction messages -> 404
         self.threads_allowed = threads_allowed  # False: opening a thread is refused (403)
-        self.fail_edits = 0  # the next N edits of channel messages answer 404
-        self.throttle = 0  # the next N message writes answer 429 with `retry_after`
-        self.retry_after = 0.05
-        self.bucket: tuple[int, float] | None = None  # (writes, per seconds) per channel
-        self._writes: dict[str, list[float]] = {}
-        self.refused: list[tuple[Recorded, list[str]]] = []  # payloads outside Discord's limits
+        self.rules = DiscordRules()  # limits, rate limits and failures (fake_rules.py)
         self.threads: dict[str, dict] = {}
         self.resumes: list[dict] = []  # every RESUME payload (token removed)
         self._missed: list[str] | None = None  # events dispatched while the gateway was down
@@ -364,85 +340,13 @@ class FakeDiscord:
             record.json = await request.json()
         self.requests.append(record)
         self._changed.set()
-        answer = self._limited(record) or self._refusal(record) or await self._answer(record)
+        answer = self.rules.check(record, self.messages) or await self._answer(record)
         record.status = answer.status
         return answer
 
-    # ---- Discord's rules: limits, rate limits, failures ----------------------------------
-    def _message_write(self, r: Recorded) -> tuple[dict | None, str] | None:
-        """(the message payload, its channel or token) when `r` writes a message."""
-        parts = r.path.strip("/").split("/")
-        body = r.json if isinstance(r.json, dict) else {}
-        if parts[0] == "channels" and parts[2:3] == ["messages"] and len(parts) <= 4 \
-                and r.method in ("POST", "PATCH"):
-            return body, parts[1]
-        if parts[0] == "webhooks" and r.method in ("POST", "PATCH"):
-            return body, parts[2]
-        if parts[0] == "interactions" and body.get("type") in (4, 7):
-            return body.get("data") or {}, parts[2]
-        return None
-
-    def _limited(self, r: Recorded) -> web.Response | None:
-        write = self._message_write(r)
-        if write is None:
-            return None
-        if self.throttle > 0:
-            self.throttle -= 1
-            return self._too_many(self.retry_after)
-        if self.bucket is None:
-            return None
-        limit, per_s = self.bucket
-        now = time.monotonic()
-        recent = [t for t in self._writes.get(write[1], []) if now - t < per_s]
-        if len(recent) >= limit:
-            self._writes[write[1]] = recent
-            return self._too_many(per_s - (now - recent[0]))
-        recent.append(now)
-        self._writes[write[1]] = recent
-        self._bucket_headers = {"X-RateLimit-Bucket": f"messages-{write[1]}",
-                                "X-RateLimit-Limit": str(limit),
-                                "X-RateLimit-Remaining": str(limit - len(recent)),
-                                "X-RateLimit-Reset-After": f"{per_s - (now - recent[0]):.3f}"}
-        return None
-
-    def _too_many(self, retry_after: float) -> web.Response:
-        return web.Response(status=429, body=json.dumps({
-            "message": "You are being rate limited.", "retry_after": round(retry_after, 3),
-            "global": False}).encode(), headers={
-            "Content-Type": "application/json", "Via": "1.1 google",
-            "Retry-After": str(max(1, round(retry_after))), "X-RateLimit-Scope": "user"})
-
-    def _refusal(self, r: Recorded) -> web.Response | None:
-        body = r.json if isinstance(r.json, dict) else {}
-        parts = r.path.strip("/").split("/")
-        if parts[0] == "interactions" and body.get("type") == 9:
-            found = modal_problems(body.get("data"))
-        else:
-            write = self._message_write(r)
-            if write is None:
-                return None
-            was_v2 = bool(self._edited(r).get("flags", 0) & COMPONENTS_V2) \
-                if r.method == "PATCH" else False
-            found = problems(write[0], was_v2=was_v2)
-        if not found:
-            return None
-        self.refused.append((r, found))
-        return _json({"message": "Invalid Form Body", "code": 50035,
-                      "errors": {"_errors": [{"code": "BASE_TYPE_INVALID", "message": m}
-                                             for m in found]}}, status=400)
-
-    def _edited(self, r: Recorded) -> dict:
-        parts = r.path.strip("/").split("/")
-        if parts[0] == "webhooks":
-            key = f"{parts[2]}/@original" if parts[-1] == "@original" else parts[-1]
-            return self.messages.get(key) or {}
-        return self.messages.get(parts[-1]) or {}
-
     async def _answer(self, r: Recorded) -> web.Response:
         response = self._route(r)
-        if self.bucket is not None and getattr(self, "_bucket_headers", None):
-            response.headers.update(self._bucket_headers)
-            self._bucket_headers = {}
+        response.headers.update(self.rules.take_headers())
         if getattr(self, "_created_thread", None):
             thread, self._created_thread = self._created_thread, None
             await self.dispatch("THREAD_CREATE", dict(thread, newly_created=True))
@@ -543,9 +447,6 @@ class FakeDiscord:
         if old is None:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
         if r.method == "PATCH":
-            if self.fail_edits > 0:
-                self.fail_edits -= 1
-                return _json({"message": "Unknown Message", "code": 10008}, status=404)
             return _json(self._store(None, body, r, old=old))
         return _json(old)
 

@@ -22,3 +22,16 @@ def scripted(settings, tiny_base_dir: Path, admin: Caller):
     eng.test_runner = runner  # type: ignore[attr-defined]
     yield eng
     eng.close()
+
+
+@pytest.fixture
+def held(settings, tiny_base_dir: Path, admin: Caller):
+    """An Engine whose jobs wait until the test ends them (no worker runs them)."""
+    from engine.app import Engine
+    from engine.jobs.backends import NullBackend
+
+    eng = Engine.open(settings, job_backend=NullBackend())
+    eng.catalog.add_base(admin, "tiny", str(tiny_base_dir), description="A tiny test model")
+    eng.catalog.publish(admin, "tiny", "public")
+    yield eng
+    eng.close()

@@ -1,6 +1,7 @@
 """Model cards and tune results as Components V2 cards: a container with the title, the
-metrics and the loss plot in a media gallery (the plot read from the artifact store), and
-Deploy / Publish buttons that act with the clicker's permissions."""
+metrics and the loss plot in a media gallery (the plot read from the artifact store; for a
+model card, the plot of the job that trained its live version), and Deploy / Publish buttons
+that act with the clicker's permissions."""
 
 from __future__ import annotations
 
@@ -67,11 +68,16 @@ def test_a_tune_result_is_a_card_with_metrics_plot_and_buttons_for_the_clicker(e
             assert engine.catalog.deployed(owner) is None
 
             # the model's card: the same layout, with its metrics and a Deploy button
-            info = await response(fake, await fake.slash(fake.member, "info", {"model": "faq-bot"}))
+            asked = await fake.slash(fake.member, "info", {"model": "faq-bot"})
+            info = await response(fake, asked)
             assert info["flags"] & COMPONENTS_V2
             assert of_type(info, 9)[0]["components"][0]["content"] == "## faq-bot"
             assert "**Live version**: 1" in text_of(info) and "**Token F1**" in text_of(info)
             assert labels(info) == ["Deploy here"]
+            [gallery] = of_type(info, 12)  # the live version's loss plot, from its job
+            [(name, data)] = info["files"]
+            assert gallery["items"][0]["media"]["url"] == f"attachment://{name}"
+            assert data[:4] == b"\x89PNG"
     asyncio.run(scenario())
 
 

@@ -10,37 +10,7 @@ import asyncio
 import pytest
 
 from bot.discord.testing import FakeDiscord
-from engine.identity import Caller
-from storage import jobs as job_store
-from tests.bot.discord.harness import connected, qa_csv, response, text_of, until
-
-FAILED = "The file has no test split."
-
-
-@pytest.fixture
-def held(settings, tiny_base_dir, admin: Caller):
-    """An Engine whose jobs wait until the test ends them (no worker runs them)."""
-    from engine.app import Engine
-    from engine.jobs.backends import NullBackend
-
-    eng = Engine.open(settings, job_backend=NullBackend())
-    eng.catalog.add_base(admin, "tiny", str(tiny_base_dir), description="A tiny test model")
-    eng.catalog.publish(admin, "tiny", "public")
-    yield eng
-    eng.close()
-
-
-def run(engine, job_id: int) -> None:
-    """A worker elsewhere takes the job."""
-    now = engine.clock()
-    engine.db.retrying(lambda s: job_store.claim(s, job_id, "worker", now, now))
-
-
-def end(engine, job_id: int) -> None:
-    """The job fails in that worker."""
-    now = engine.clock()
-    engine.db.retrying(lambda s: job_store.finish(s, job_id, "worker", 1, "failed", now,
-                                                  error=FAILED))
+from tests.bot.discord.harness import FAILED, connected, end, qa_csv, response, run, text_of, until
 
 
 def results(fake: FakeDiscord) -> list[dict]:

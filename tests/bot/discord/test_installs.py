@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.core.progress import JobWatcher
 from engine.identity import Caller
-from tests.bot.discord.harness import EPHEMERAL, connected, response, text_of
+from tests.bot.discord.harness import (
+    EPHEMERAL,
+    FAILED,
+    connected,
+    end,
+    qa_csv,
+    response,
+    run,
+    text_of,
+)
 
 
 def test_store_is_offered_for_server_and_user_installs_in_every_context(engine) -> None:
@@ -50,4 +60,34 @@ def test_a_user_install_is_the_users_own_private_store(scripted) -> None:
             assert "wherever no model is deployed" in text_of(made) and not any(
                 r.method == "POST" and r.path == f"/channels/{friend_dm}/messages"
                 for r in fake.requests)  # nothing was posted into the friends' DM
+    asyncio.run(scenario())
+
+
+def test_a_tune_from_a_private_place_reports_in_the_users_dm_once_the_token_expired(
+        held) -> None:
+    ticks = iter(range(10**6))
+
+    def clock() -> float:  # the interaction's start is fresh; then 15 minutes pass
+        return 0.0 if next(ticks) < 2 else 15 * 60.0
+
+    async def scenario() -> None:
+        watcher = lambda: JobWatcher(held, poll_s=0.05, min_interval_s=0.0)  # noqa: E731
+        async with connected(held, watcher_factory=watcher, clock=clock) as (fake, _):
+            carol = fake.user("carol")
+            fake.outsiders.append(carol)
+            friends = fake.new_id()
+            upload = fake.add_file("faq.csv", qa_csv(12))
+            started = await response(fake, await fake.slash(
+                carol, "tune", {"name": "faq-bot"}, attachment=upload, where="private",
+                channel_id=friends))
+            assert started["flags"] & EPHEMERAL and "tuning faq-bot" in text_of(started)
+            [opened] = await fake.wait_for(lambda r: r.path == "/users/@me/channels")
+            assert str(opened.json["recipient_id"]) == carol["id"]
+            job_id = int(text_of(started).split("Job ", 1)[1].split(":")[0])
+            await asyncio.to_thread(run, held, job_id)
+            await asyncio.to_thread(end, held, job_id)
+            dm = fake.dm_of(carol)
+            [result] = await fake.wait_for(lambda r: r.path == f"/channels/{dm}/messages"
+                                           and FAILED in text_of(r.json or {}))
+            assert not [r for r in fake.requests if r.path.startswith(f"/channels/{friends}")]
     asyncio.run(scenario())

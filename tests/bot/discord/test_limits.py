@@ -25,12 +25,12 @@ def test_an_answer_whose_edits_fail_is_posted_anew_and_rated_there(scripted) -> 
     async def scenario() -> None:
         async with connected(scripted) as (fake, _):
             await response(fake, await fake.slash(fake.admin, "deploy", {"model": "tiny"}))
-            fake.fail_edits = 100  # say, a moderator deleted the growing answer
+            fake.rules.fail_edits = 100  # say, a moderator deleted the growing answer
             await fake.post_message(fake.member, "Hi there")
             [answer] = await fake.until(lambda: answers(fake))
             assert answer["content"].startswith("Hello world!" + FOOTER)
             assert [r.status for r in fake.requests if r.method == "PATCH"][-1] == 404
-            fake.fail_edits = 0
+            fake.rules.fail_edits = 0
     asyncio.run(scenario())
 
 
@@ -41,8 +41,8 @@ def test_a_burst_of_answers_meets_the_rate_limit_and_a_429_without_losing_one(sc
     async def scenario() -> None:
         async with connected(scripted, fake):
             await response(fake, await fake.slash(fake.admin, "deploy", {"model": "tiny"}))
-            fake.bucket = (5, 0.5)  # per channel, with X-RateLimit headers; 429 past it
-            fake.throttle, fake.retry_after = 2, 0.1  # and the next two writes meet a 429
+            fake.rules.bucket = (5, 0.5)  # per channel, with X-RateLimit headers; 429 past it
+            fake.rules.throttle, fake.rules.retry_after = 2, 0.1  # and the next two writes meet a 429
             questions = [await fake.post_message(fake.member, f"Question {i}") for i in range(6)]
             done = await fake.until(lambda: len(answers(fake)) == 6 and answers(fake))
             whole = "".join(scripted.test_runner.script)
