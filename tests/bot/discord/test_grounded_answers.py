@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.bot.discord.test_app import scripted  # noqa: F401 (the fixture, reused)
-from tests.bot.discord.test_app import connected, content, response, text_of
+from tests.bot.discord.harness import connected, content, response, text_of
 from tests.helpers.knowledge import sample_rows
 
 
