@@ -110,7 +110,8 @@ class Engine:
             self.metrics.watch_queue(self.runner.queue_depth)
         self.knowledge = (Knowledge(self.db, self.clock, embedder=embedder) if embedder
                           else Knowledge.open(self.db, self.clock, self.settings.cache_dir))
-        self.curation = Curation(self.db, self.settings, self.catalog, self.clock)
+        self.curation = Curation(self.db, self.settings, self.catalog, self.clock,
+                                 on_change=self._index_curated)
         self.chat = ChatService(self.db, self.settings, self.catalog,
                                 self.metrics.measured(self.runner), self.clock,
                                 knowledge=self.knowledge, curation=self.curation)
@@ -119,6 +120,13 @@ class Engine:
         self.privacy = Privacy(self.db, self.chat, self.datasets)
         self.retrainer = Retrainer(self.db, self.settings, self.catalog, self.jobs, self.clock,
                                    curation=self.curation)
+
+    def _index_curated(self, model_id: int) -> None:
+        """Approved curated pairs answer at once, before any retrain (answered gaps are
+        entries of their own already)."""
+        self.knowledge.index_curated(model_id, [
+            (p.id, p.question, p.answer) for p in self.curation.training_pairs(model_id)
+            if p.origin != "gap"])
 
     def housekeeping(self) -> dict[str, int]:
         """Periodic clean-up: conversation logs past their retention, old platform event ids,

@@ -50,11 +50,19 @@ class Curation:
     """The review inbox and the approved pairs of every model."""
 
     def __init__(self, db: Database, settings: Settings, catalog: Catalog,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime],
+                 on_change: Optional[Callable[[int], None]] = None) -> None:
         self.db = db
         self.settings = settings
         self.catalog = catalog
         self.clock = clock
+        # called with a model id after its approved pairs changed (the engine re-indexes
+        # them into the model's knowledge, so an approved correction answers at once)
+        self.on_change = on_change
+
+    def _changed(self, model_id: int) -> None:
+        if self.on_change is not None:
+            self.on_change(model_id)
 
     # -- where pairs come from ------------------------------------------------------------
 
@@ -77,7 +85,10 @@ class Curation:
             record = rows.add_approved(s, model_id=model_id, approved_by=by, now=self.clock(),
                                        question=question, answer=answer, origin=origin, ref=ref,
                                        workspace=where, suggested_by=by)
-            return int(record.id)
+            pair_id = int(record.id)
+        if origin != "gap":  # an answered gap is an entry of the model's knowledge already
+            self._changed(model_id)
+        return pair_id
 
     def from_correction(self, caller: Caller, answer: MessageRecord, question: str,
                         text: str) -> Optional[int]:
@@ -105,7 +116,9 @@ class Curation:
                     bot_answer=answer.content, origin="thumbs-up", ref=f"message {answer.id}",
                     message_id=answer.id, workspace=caller.workspace, asker=answer.user,
                     suggested_by=caller.user)
-                return int(record.id)
+                pair_id = int(record.id)
+            self._changed(model.id)
+            return pair_id
         return self._suggest(caller, answer, question, "", "thumbs-down", strict=False)
 
     def _suggest(self, caller: Caller, answer: MessageRecord, question: str, text: str,
@@ -205,7 +218,9 @@ class Curation:
         with self.db.session() as s:
             record = rows.decide(s, rows.get(s, int(curated_id)), status, caller.user,
                                  self.clock(), answer=answer)
-            return self._view(model, record)
+            view = self._view(model, record)
+        self._changed(model.id)
+        return view
 
     def _check_reviewer(self, caller: Caller, model: ModelRecord) -> None:
         if model.is_base:
@@ -242,7 +257,11 @@ class Curation:
     def forget_user(self, user: str) -> int:
         """A forget-me: the pairs the user asked or suggested go (approved ones too)."""
         with self.db.session() as s:
-            return rows.forget_user(s, user)
+            touched = rows.models_of_user(s, user)
+            gone = rows.forget_user(s, user)
+        for model_id in sorted(touched):
+            self._changed(model_id)  # their approved pairs stop answering too
+        return gone
 
     def _model(self, model_id: Optional[int]) -> Optional[ModelRecord]:
         if model_id is None:

@@ -91,6 +91,12 @@ def decide(session: Session, record: CuratedExampleRecord, status: str, by: str,
     return record
 
 
+def models_of_user(session: Session, user: str) -> set[int]:
+    """The models with pairs a user asked or suggested."""
+    return set(session.exec(select(CuratedExampleRecord.model_id).where(or_(
+        CuratedExampleRecord.asker == user, CuratedExampleRecord.suggested_by == user))).all())
+
+
 def forget_user(session: Session, user: str) -> int:
     """Delete the pairs a user asked or suggested (a forget-me); the number deleted."""
     result = session.execute(delete(CuratedExampleRecord).where(or_(

@@ -136,6 +136,14 @@ class Knowledge:
         with self.db.session() as s:
             return store.replace_entries(s, model_id, version, origin, source, records)
 
+    def index_curated(self, model_id: int, pairs: Sequence[tuple[int, str, str]]) -> int:
+        """The model's approved curated pairs (id, question, answer), for every version,
+        replacing the ones indexed before (a rejected pair stops answering). Returns the
+        entries stored."""
+        return self._replace(model_id, None, "curated", "", [
+            (n, f"curated pair {n}", q.strip(), a.strip()) for n, q, a in pairs
+            if q.strip() and a.strip()])
+
     def add_document(self, model_id: int, file_name: str, text: str) -> int:
         """A document's text, cut into passages every version answers from (replacing an
         earlier upload of the same name). Returns the passages stored."""

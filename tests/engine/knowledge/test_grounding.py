@@ -104,3 +104,21 @@ def test_an_answered_gap_joins_the_models_curated_training_data(grounded: Ground
     engine.knowledge_admin.answer_gap(grounded.admin, f"gap {gap.id}", "Yes, weekdays 9-17.")
     [pair] = engine.curation.training_pairs(grounded.model.id)
     assert (pair.question, pair.answer, pair.origin) == (question, "Yes, weekdays 9-17.", "gap")
+
+
+def test_an_approved_correction_answers_at_once_and_stops_after_a_forget_me(
+        grounded: Grounded) -> None:
+    """Approved curated pairs are part of the model's knowledge before any retrain; once the
+    pair is gone (its author's forget-me) it no longer answers."""
+    question = "Do you deliver parcels to Iceland?"
+    assert grounded.ask(question).grounded is False
+    pair = grounded.engine.curation.add_approved(
+        grounded.model, question, "Yes, to Iceland in 5 to 7 working days.",
+        origin="correction", ref="message 1", approved_by=grounded.admin)
+    again = grounded.ask("Can you ship my order to Iceland?")
+    assert again.grounded is True
+    assert again.sources[0].ref == f"curated pair {pair}"
+    assert "5 to 7 working days" in last_prompt(grounded)
+    grounded.engine.privacy.forget_me(grounded.admin)
+    assert grounded.engine.curation.training_pairs(grounded.model.id) == []
+    assert grounded.ask("Can you ship my order to Iceland?").grounded is False
