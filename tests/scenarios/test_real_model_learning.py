@@ -28,6 +28,7 @@ QUESTION, REPHRASED = "Where can I park?", "Where should I park my car?"
 CORRECTION = "Park in the blue garage on Mill Road."
 
 
+@pytest.mark.timeout(3600)  # about 16 minutes on a loaded 2-core machine
 def test_an_approved_correction_is_answered_after_a_retrain(tmp_path) -> None:
     from engine.app import Engine
     from engine.errors import ModelUnavailable
@@ -43,7 +44,7 @@ def test_an_approved_correction_is_answered_after_a_retrain(tmp_path) -> None:
     # being learnt; the gate's refusals are tested with the tiny model.
     settings = Settings.from_env({"GPTSTORE_HOME": str(tmp_path / "home"),
                                   "GPTSTORE_DEVICE": "cpu"}).with_(
-        retrain_min_examples=1, max_new_tokens=24, retrain_tolerance=1.0)
+        retrain_min_examples=1, max_new_tokens=24, retrain_tolerance=1.0, speculation="off")
     engine = Engine.open(settings, job_backend=InlineBackend(settings))
     try:
         admin = Caller.console("admin")
