@@ -315,7 +315,7 @@ def serve(engine: "Engine", settings: Settings, port: int = 3000, *,
         clients = lambda team: client  # noqa: E731 - one workspace, one client
     # Job progress and results are delivered from the database by whichever serve process
     # is alive (bot/core/delivery.py), so a restart mid-job loses no notification.
-    deliveries = Deliveries(engine, "slack", lambda place: _sink(clients, place, log),
+    deliveries = Deliveries(engine, "slack", lambda place: workspace_sink(clients, place, log),
                             log=log).start()
     app = build_slack_app(engine, settings, client, watcher=deliveries, oauth=oauth)
     stop = stop or threading.Event()
@@ -351,8 +351,9 @@ def serve(engine: "Engine", settings: Settings, port: int = 3000, *,
             close()
 
 
-def _sink(clients: ClientFor, place: dict[str, Any], log: logging.Logger):
-    """The status sink a durable watch describes, on its workspace's client."""
+def workspace_sink(clients: ClientFor, place: dict[str, Any], log: logging.Logger):
+    """The status sink a durable watch describes, on its workspace's client; InvalidInput
+    when the app is no longer installed there."""
     found = clients(str(place.get("team") or ""))
     if found is None:
         raise InvalidInput(f"The Slack app is no longer installed in {place.get('team')}.")

@@ -18,10 +18,13 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.core.progress import JobWatcher
-from bot.slack.app import SlackHTTPServer, build_slack_app
+from bot.core.reply import Reply
+from bot.slack.app import SlackHTTPServer, build_slack_app, workspace_sink
 from bot.slack.manifest import SCOPES
-from bot.slack.oauth import SignedStateStore, oauth_settings
+from bot.slack.oauth import SignedStateStore, client_for_team, oauth_settings
+from bot.slack.post import Poster, StatusSink
 from bot.slack.testing import FakeSlack, SignedSender, Workspace
+from engine.errors import InvalidInput
 from engine.settings import Settings
 
 SECRET = "oauth-signing-secret"
@@ -200,3 +203,16 @@ def test_uninstalling_removes_that_workspace_only(rig: OAuthRig, engine,
     assert [c.params["thread_ts"] for c in rig.fake.calls("chat.startStream")] == ["4.000200"]
     assert not [c for c in rig.fake.calls() if c.authorization == f"Bearer {B.token}"
                 and c.method.startswith("chat.")]
+
+
+def test_job_notifications_go_out_with_the_workspace_s_own_token(rig: OAuthRig, engine) -> None:
+    rig.install(B, "code-b")
+    place = StatusSink(Poster(WebClient(base_url=rig.fake.api_url)), "C1", "5.000100",
+                       initial=Reply(text="", title="Job 1"), team="TB").place()
+    clients = client_for_team(engine, rig.fake.api_url)
+    sink = workspace_sink(clients, json.loads(json.dumps(place)), logging.getLogger("test"))
+    sink.poster.post(Reply(text="Job 1 finished."), channel="C1", thread_ts="5.000100")
+    posted = rig.fake.wait_for("chat.postMessage")[0]
+    assert posted.authorization == f"Bearer {B.token}"
+    with pytest.raises(InvalidInput):  # a workspace that is not installed
+        workspace_sink(clients, {**place, "team": "TA"}, logging.getLogger("test"))
