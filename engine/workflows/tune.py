@@ -1,6 +1,6 @@
 """The tune job body: evaluate the base, train with validation, evaluate held out, then
-continue that adapter on every example for the live version (a third of the epochs: the
-train split is learnt already), save it and make it live."""
+continue that adapter on every example for the live version (half the epochs: the train
+split is learnt already), save it and make it live."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ class _Tune:
                 self.memo["after"] = dict(score(select.model, self.tokenizer, self.splits["test"],
                                                 self.budget),
                                           best_epoch=select.best_epoch, epochs=epochs)
-                self.history, self.best_epoch = select.history, select.best_epoch
+            self.history, self.best_epoch = select.history, select.best_epoch
             self.selected = trainable_weights(select.model)  # the final pass goes on from it
         finally:
             self.model = select.model.unload()  # the hub's copy of the base goes back as it came
