@@ -64,6 +64,34 @@ class Grounding:
     # -- before training -----------------------------------------------------------------------
 
     @classmethod
+    def for_version(cls, ctx: "JobContext", knowledge: "Knowledge", filename: str,
+                    version: int, system: str = "") -> Optional["Grounding"]:
+        """A retrain's view: the entries `version` answers from as they are (nothing is
+        indexed), the model's current threshold, and rephrasings of the file's questions by
+        the rewording rules, so the live version and the candidate are measured alike.
+        None when the model has no knowledge to answer from."""
+        if ctx.model_id is None or ctx.dataset_id is None:
+            return None
+        model_id = int(ctx.model_id)
+        if not knowledge.entry_count(model_id, version):
+            return None
+        indexed, given = split_rows(ctx.datasets.file_rows(ctx.dataset_id))
+        entries = [Entry(entry_ref(filename, n), q, a) for n, q, a in indexed]
+        probes = validation_probes(entries, given)
+        source = REPHRASED_FROM_FILE
+        if not probes:
+            probes, source = rule_probes(entries), REPHRASED_BY_RULES
+        if not probes:
+            return None
+        general = general_questions()
+        made = cls(knowledge, model_id, filename, version, indexed, entries, probes[:MAX_PROBES],
+                   source, system, measure_set=general[1::2])
+        made.calibration = Calibration(threshold=knowledge.threshold(model_id),
+                                       off_topic_declined=0.0, in_scope_declined=0.0,
+                                       n_in_scope=0, n_off_topic=0)
+        return made
+
+    @classmethod
     def prepare(cls, ctx: "JobContext", knowledge: "Knowledge", filename: str,
                 system: str = "") -> "Grounding":
         """Index the file's rows under the staging key and find the rephrased questions:

@@ -29,7 +29,9 @@ from engine.training.config import TrainConfig
 from engine.training.evaluation import evaluate
 from engine.training.loop import TrainResult
 from engine.views import CuratedView, Figure, RetrainVerdict, as_dict
+from engine.workflows.grounding import Grounding
 from engine.workflows.steps import (
+    dataset_filename,
     Memo,
     answer_budget,
     phase,
@@ -46,15 +48,33 @@ HOLD_OUT_EVERY = 4  # every 4th new pair (at least one, when there are two or mo
 @dataclass(frozen=True)
 class FigureSource:
     """A figure measured on the live version and the final candidate: `measure(model,
-    tokenizer, ctx)` returns (value, n) or None when there is nothing to measure it on."""
+    tokenizer, retrain)` (the retrain's `_Retrain`) returns (value, n) or None when there is
+    nothing to measure it on."""
 
     name: str
-    tolerance: float
-    measure: Callable[[Any, Any, JobContext], tuple[float, int] | None]
+    tolerance: float | None  # None: GPTSTORE_RETRAIN_TOLERANCE
+    measure: Callable[[Any, Any, Any], tuple[float, int] | None]
     meaning: str = ""
+    size: Callable[[Any], int] = lambda retrain: 0  # the questions it is measured on
 
 
-EXTRA_FIGURES: tuple[FigureSource, ...] = ()
+def _rephrased(model: Any, tokenizer: Any, retrain: Any) -> tuple[float, int] | None:
+    """Token F1 on rephrasings of the file's questions, answered from retrieved entries as
+    users are answered (engine/workflows/grounding.py); None without knowledge."""
+    grounding = retrain.grounding
+    if grounding is None:
+        return None
+    figures = grounding.figures(model, tokenizer, retrain.budget)
+    return float(figures["rephrased_f1"]), int(figures["n_rephrased"])
+
+
+# Off-topic refusal is decided by retrieval and the model's threshold, which a retrain does
+# not change, so it is the same for both and not a figure of the gate.
+EXTRA_FIGURES: tuple[FigureSource, ...] = (
+    FigureSource("rephrased questions", None, _rephrased,
+                 "token F1 on rephrasings of the file's questions, answered from its entries",
+                 lambda retrain: len(retrain.grounding.probes) if retrain.grounding else 0),
+)
 
 
 def run_retrain(ctx: JobContext) -> dict[str, Any]:
@@ -110,6 +130,10 @@ class _Retrain:
                                 + [chat(p) for p in new if p.id not in held_ids])
         self.base, self.tokenizer = ctx.hub.load(self.target.base_path)
         self.budget = answer_budget(self.tokenizer, self.everything, ctx.settings.max_new_tokens)
+        knowledge = getattr(ctx, "knowledge", None)
+        self.grounding = (Grounding.for_version(ctx, knowledge, dataset_filename(ctx),
+                                                self.live.number, self.target.system_prompt)
+                          if knowledge is not None else None)
         self.memo = Memo(Path(ctx.checkpoint_dir) / "retrain.json")
         known = {f.name for f in fields(TrainConfig)}
         config = TrainConfig(**{k: (tuple(v) if k == "target_modules" else v)
@@ -127,7 +151,7 @@ class _Retrain:
                   "earlier lessons": self._f1(model, self.earlier),
                   "new pairs": self._f1(model, self.new)}
         for source in EXTRA_FIGURES:
-            measured = source.measure(model, self.tokenizer, self.ctx)
+            measured = source.measure(model, self.tokenizer, self)
             scores[source.name] = None if measured is None else round(measured[0], 4)
         return scores
 
@@ -191,7 +215,8 @@ class _Retrain:
                                    tolerance, len(self.held)),
         }
         for source in EXTRA_FIGURES:
-            meaning[source.name] = (source.meaning, source.tolerance, 0)
+            meaning[source.name] = (source.meaning, tolerance if source.tolerance is None
+                                    else source.tolerance, source.size(self))
         return [Figure(name=name, live=before.get(name), candidate=after.get(name), n=n,
                        tolerance=tolerance, meaning=text)
                 for name, (text, tolerance, n) in meaning.items()]
