@@ -57,7 +57,7 @@ from engine.knowledge.service import Knowledge
 from engine.settings import Settings
 from engine.training.config import TrainConfig, default_epochs
 from engine.training.evaluation import evaluate, generate_answers, token_f1
-from engine.training.faq_metrics import mean_token_f1
+from engine.training.faq_metrics import citation_accuracy, declined_share, mean_token_f1
 from engine.training.grounded import Entry
 from engine.training.loop import train
 from engine.workflows.grounding import (
@@ -132,6 +132,7 @@ def run(args: list[str]) -> dict[str, Any]:
                                       "general_questions_declined":
                                           calibration.off_topic_declined},
         }
+        figures["decisions"] = _decisions(grounding)
         if not given["retrieval_only"]:
             figures.update(_models(grounding, given))
         torch.set_num_threads(1)  # one query at a time: more threads only contend (docs)
@@ -144,6 +145,24 @@ def run(args: list[str]) -> dict[str, Any]:
     figures["load_average_before"] = [round(x, 2) for x in load_before]
     figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return figures
+
+
+def _decisions(grounding: Grounding) -> dict[str, Any]:
+    """What retrieval and the threshold decide alone (no model needed): the citation shown
+    for each rephrasing, and which questions are declined."""
+    threshold = grounding.calibration.threshold if grounding.calibration else 0.0
+    found = [grounding.retrieve(p.question, threshold) for p in grounding.probes]
+    off = [grounding.retrieve(q, threshold) for q in grounding.measure_set]
+    cited = [r.sources[0].ref if r.sources else None for r in found]
+    return {
+        "citation_accuracy": citation_accuracy(cited, [grounding.entries[p.entry].ref
+                                                       for p in grounding.probes]),
+        "off_topic_declined": declined_share([not r.in_scope for r in off]),
+        "in_scope_declined": declined_share([not r.in_scope for r in found]),
+        "wrongly_declined": [grounding.probes[i].question for i, r in enumerate(found)
+                             if not r.in_scope],
+        "off_topic_answered": [q for q, r in zip(grounding.measure_set, off) if r.in_scope],
+    }
 
 
 def _models(grounding: Grounding, given: dict[str, Any]) -> dict[str, Any]:
@@ -304,6 +323,14 @@ def _goals(figures: dict[str, Any]) -> dict[str, Any]:
         goals["off_topic_declined_at_least_90%"] = (grounded["off_topic_declined"]
                                                     >= GOALS["off_topic_declined"])
         goals["in_scope_declined_at_most_5%"] = (grounded["in_scope_declined"]
+                                                 <= GOALS["in_scope_declined"])
+    decisions = figures.get("decisions")
+    if decisions and not grounded:
+        goals["citations_right_at_least_90%"] = (decisions["citation_accuracy"]
+                                                 >= GOALS["citation_accuracy"])
+        goals["off_topic_declined_at_least_90%"] = (decisions["off_topic_declined"]
+                                                    >= GOALS["off_topic_declined"])
+        goals["in_scope_declined_at_most_5%"] = (decisions["in_scope_declined"]
                                                  <= GOALS["in_scope_declined"])
     at = figures.get("retrieval", {}).get("10000")
     if at:

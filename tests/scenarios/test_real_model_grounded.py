@@ -49,6 +49,7 @@ def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings.from_env({"GPTSTORE_HOME": str(home), "GPTSTORE_DEVICE": "cpu"})
 
 
+@pytest.mark.timeout(2400)  # trains the real model (96 example passes): slow on 2 cores
 def test_a_rephrased_question_is_answered_and_cited_and_an_off_topic_one_declined(
         real_settings: Settings, tmp_path) -> None:
     engine = Engine.open(real_settings)
