@@ -71,7 +71,7 @@ def test_an_answer_shows_its_sources_and_who_answered_as_subtext() -> None:
                                         text="Five days.", score=0.9),))
     shown = answer_text(answer_reply(answer)).splitlines()
     assert shown[0] == "Refunds take 5 days."
-    assert shown[1] == "-# Sources: faq.csv#3: How long do refunds take?"
+    assert shown[1] == "-# from faq.csv#3: How long do refunds take?"
     assert shown[2].startswith("-# Answered by acme v2 (this workspace's default model;")
     assert thread_name("  How do   refunds work? ") == "How do refunds work?"
     assert len(thread_name("word " * 60)) <= 100 and thread_name("") == "Conversation"

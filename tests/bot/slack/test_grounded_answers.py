@@ -28,11 +28,11 @@ def rig(engine, settings, admin) -> SlackRig:
 
 
 def final_text(rig: SlackRig, ts: str) -> str:
-    """Everything the user reads in the answer to message `ts`, in its last (edited) form."""
-    posted = [c for c in rig.fake.calls("chat.postMessage") if c.params.get("thread_ts") == ts]
-    edits = [c for c in rig.fake.calls("chat.update")
-             if c.params.get("ts") == posted[0].result["ts"]]
-    return blocks_text((edits[-1] if edits else posted[-1]).params)
+    """Everything the user reads in the answer to message `ts` once its stream stopped: the
+    streamed text and the blocks it stopped with."""
+    started = [c for c in rig.fake.calls("chat.startStream") if c.params.get("thread_ts") == ts]
+    message = rig.fake.message(started[-1].params["channel"], started[-1].result["ts"])
+    return blocks_text(message)
 
 
 def test_an_answer_shows_its_source_and_an_off_topic_question_is_handed_off(
@@ -42,9 +42,7 @@ def test_an_answer_shows_its_source_and_an_off_topic_question_is_handed_off(
              "5.000200": "What is the capital of Australia?"}
     for n, (ts, text) in enumerate(asked.items()):
         rig.send.event(message_event(text, ts=ts, channel="C5"), event_id=f"EvG{n}")
-    for ts in asked:
-        rig.fake.wait_for("chat.postMessage", lambda p, ts=ts: p.get("thread_ts") == ts,
-                          timeout=TIMEOUT)
+    rig.fake.wait_for("chat.stopStream", count=len(asked), timeout=TIMEOUT)
     rig.drain()  # every answer finished streaming
     answered, declined = (final_text(rig, ts) for ts in asked)
     assert "from faq.csv, row 3: How do I reset my password?" in answered

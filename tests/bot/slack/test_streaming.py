@@ -221,7 +221,7 @@ def test_a_long_answer_is_split_and_its_last_part_carries_sources_and_buttons(
     assert shown.split() == text.split(), "every word once, in order, none cut"
     assert all(c.params["blocks"][0]["type"] == "markdown" for c in rest)
     last = rest[-1].params["blocks"]
-    assert "Sources: faq#3: When do you open?" in context_text(last)
+    assert "from faq#3: When do you open?" in context_text(last)
     assert feedback_buttons(last)["positive_button"]["value"] == f"up|{ts}"
     assert all(validate_blocks(c.params["blocks"]) == "" for c in rest)
 
