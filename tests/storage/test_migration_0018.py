@@ -19,7 +19,7 @@ def test_installations_after_upgrading_a_store(backend: str, tmp_path: Path, req
     url = (f"sqlite:///{tmp_path / 'store.db'}" if backend == "sqlite"
            else request.getfixturevalue("pg_url"))
     db = Database(url)
-    at_revision(db, "0021")
+    at_revision(db, "0017")  # the revision before 0018
     with db.engine.begin() as c:
         c.execute(text("INSERT INTO processed_events (key, created_at) VALUES ('slack:Ev1', :t)"),
                   {"t": "2026-12-01 10:00:00"})
