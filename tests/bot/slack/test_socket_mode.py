@@ -85,3 +85,31 @@ def test_after_a_lost_or_refreshed_connection_it_reconnects_and_answers(slack, h
     socket.wait_ack(envelope, timeout=TIMEOUT)
     stop = fake.wait_for("chat.stopStream", timeout=TIMEOUT)[0].params
     assert fake.message("C1", stop["ts"])["thread_ts"] == "2.000100"
+
+
+def test_a_button_and_a_file_in_a_dm_work_over_the_socket_as_over_http(slack) -> None:
+    """The interactive and file paths of HTTP mode, through Socket Mode envelopes: a card's
+    button runs its command in the message's thread; a Q&A file dropped in a DM starts a
+    tune that reports in the file's thread."""
+    from tests.bot.slack.test_app import FAQ, message_event
+
+    fake, socket = slack
+    pressed = socket.push("interactive", {
+        "type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1", "team_id": "T1"},
+        "api_app_id": "A1", "trigger_id": "T3", "channel": {"id": "C1"},
+        "container": {"type": "message", "channel_id": "C1", "message_ts": "5.000100"},
+        "message": {"ts": "5.000100", "text": "card"},
+        "actions": [{"action_id": "store:0", "block_id": "store_buttons", "type": "button",
+                     "value": "info tiny", "action_ts": "5.1"}]})
+    socket.wait_ack(pressed)
+    posted = fake.wait_for("chat.postMessage", lambda p: p.get("thread_ts") == "5.000100",
+                           timeout=TIMEOUT)[0].params
+    assert "tiny" in blocks_text(posted)
+    file = fake.add_file("Shop FAQ.csv", FAQ.encode())
+    dropped = socket.push("events_api", event_body(message_event(
+        "tune shop epochs=1", ts="7.000100", channel="D1", channel_type="im", files=[file]),
+        "Ev7"))
+    socket.wait_ack(dropped)
+    status = fake.wait_for("chat.postMessage", lambda p: "Job " in p.get("text", "")
+                           and p.get("thread_ts") == "7.000100", timeout=TIMEOUT)[0]
+    assert "shop" in status.params["text"]
