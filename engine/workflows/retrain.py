@@ -130,6 +130,8 @@ class _Retrain:
                                 + [chat(p) for p in new if p.id not in held_ids])
         self.base, self.tokenizer = ctx.hub.load(self.target.base_path)
         self.budget = answer_budget(self.tokenizer, self.everything, ctx.settings.max_new_tokens)
+        self.extra_figures = [f for f in EXTRA_FIGURES
+                              if f.name in ctx.settings.retrain_extra_figures]
         knowledge = getattr(ctx, "knowledge", None)
         self.grounding = (Grounding.for_version(ctx, knowledge, dataset_filename(ctx),
                                                 self.live.number, self.target.system_prompt)
@@ -150,7 +152,7 @@ class _Retrain:
         scores = {"file recall": self._f1(model, self.original),
                   "earlier lessons": self._f1(model, self.earlier),
                   "new pairs": self._f1(model, self.new)}
-        for source in EXTRA_FIGURES:
+        for source in self.extra_figures:
             measured = source.measure(model, self.tokenizer, self)
             scores[source.name] = None if measured is None else round(measured[0], 4)
         return scores
@@ -214,7 +216,7 @@ class _Retrain:
             "held-out new pairs": ("token F1 on new pairs the selection run never saw",
                                    tolerance, len(self.held)),
         }
-        for source in EXTRA_FIGURES:
+        for source in self.extra_figures:
             meaning[source.name] = (source.meaning, tolerance if source.tolerance is None
                                     else source.tolerance, source.size(self))
         return [Figure(name=name, live=before.get(name), candidate=after.get(name), n=n,
