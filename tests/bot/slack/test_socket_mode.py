@@ -5,6 +5,7 @@ are reconnected and the next messages are answered."""
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -113,3 +114,46 @@ def test_a_button_and_a_file_in_a_dm_work_over_the_socket_as_over_http(slack) ->
     status = fake.wait_for("chat.postMessage", lambda p: "Job " in p.get("text", "")
                            and p.get("thread_ts") == "7.000100", timeout=TIMEOUT)[0]
     assert "shop" in status.params["text"]
+
+
+def test_a_reaction_on_an_answer_is_feedback_over_the_socket(slack, engine) -> None:
+    from engine.identity import Caller
+
+    fake, socket = slack
+    socket.wait_ack(socket.push("events_api", event_body(mention("8.000100"), "Ev8")))
+    fake.wait_for("chat.stopStream", timeout=TIMEOUT)
+    answer_ts = fake.wait_for("chat.startStream")[0].result["ts"]
+    reaction = {"type": "reaction_added", "user": "U2", "reaction": "+1", "item_user": "UBOT",
+                "item": {"type": "message", "channel": "C1", "ts": answer_ts},
+                "event_ts": "8.000500"}
+    socket.wait_ack(socket.push("events_api", event_body(reaction, "Ev9")))
+    thanks = fake.wait_for("chat.postEphemeral", timeout=TIMEOUT)[0].params
+    assert thanks["user"] == "U2" and "Thanks" in thanks["text"]
+    card = engine.catalog.card(Caller("slack", "slack:T1", "slack:T1:U2", channel="C1"), "tiny")
+    assert card.rating_up == 1
+
+
+def test_the_tune_form_opens_and_submits_over_the_socket(slack) -> None:
+    from tests.bot.slack.test_app import FAQ
+
+    fake, socket = slack
+    cmd = dict(command("tune acme epochs=1"), trigger_id="TRIG42")
+    socket.wait_ack(socket.push("slash_commands", cmd))
+    view = fake.wait_for("views.open", timeout=TIMEOUT)[0].params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    file = fake.add_file("faq.csv", FAQ.encode())
+    values = {"name": {"value": {"type": "plain_text_input", "value": "acme"}},
+              "base": {"value": {"type": "plain_text_input", "value": None}},
+              "epochs": {"value": {"type": "number_input", "value": "1"}},
+              "lr": {"value": {"type": "number_input", "value": None}},
+              "batch_size": {"value": {"type": "number_input", "value": "4"}},
+              "file": {"value": {"type": "file_input", "files": [{"id": file["id"]}]}}}
+    submitted = socket.push("interactive", {
+        "type": "view_submission", "team": {"id": "T1"}, "user": {"id": "U1", "team_id": "T1"},
+        "api_app_id": "A1", "trigger_id": "T2",
+        "view": {**view, "id": "V1", "team_id": "T1", "state": {"values": values}}})
+    socket.wait_ack(submitted)
+    status = fake.wait_for("chat.postMessage", lambda p: "Job " in p.get("text", ""),
+                           timeout=TIMEOUT)[0]
+    assert "acme" in status.params["text"]
+    assert fake.calls("files.info")[0].params["file"] == file["id"]
