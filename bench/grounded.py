@@ -8,13 +8,16 @@ questions (bench/data/off_topic.txt, none of which the threshold was calibrated 
 - fine-tune-only: trained on the file's pairs (the epochs `tune` picks from the file's
   size), asked each question as it is: today's product;
 - fine-tuned + sources: the same adapter, given the retrieved entries in its context;
-- grounded: what `tune` now trains (every pair plus its grounded copy: the right entry among
-  the retrieved distractors, a quarter with it missing), asked with the retrieved entries;
-  the decline threshold calibrated as the tune job does (the rewording rules' rephrasings
-  against the built-in general questions).
+- grounded: what `tune` now trains (every pair plus two grounded copies, one in the file's
+  words and one reworded: the right entry among 0-2 of the retrieved distractors, a fifth
+  with it missing), asked as chat asks (the entries within CONTEXT_MARGIN of the best in
+  context, the answer held to the entry it starts to give: engine/serving/copying.py; the
+  figure without that hold is shown too); the decline threshold calibrated as the tune job
+  does (the rewording rules' rephrasings against the built-in general questions).
 
 Figures: token F1 on the rephrased questions (a declined in-scope question scores 0),
-citation accuracy (the first source shown is the row the question rephrases), off-topic
+citation accuracy (the first source shown, the entry the answer gave when it gave one, is the
+row the question rephrases), off-topic
 questions declined, in-scope questions wrongly declined; and retrieval time per answer (the
 `Knowledge.retrieve` call the chat path makes) p50/p95 with 100, 10,000 and 100,000 entries
 indexed (the FAQ's 46 plus synthetic ones stored with random vectors; indexing time is shown
@@ -24,8 +27,8 @@ Goals: rephrased F1 >= 0.8 and >= 2x fine-tune-only; citations right >= 90%; off
 declined >= 90% with in-scope wrongly declined <= 5%; retrieval p95 < 20 ms at 10,000.
 
 Options: `--epochs N` (fine-tune-only; default: picked from the file's size),
-`--grounded-epochs N` (default: 3, to keep the run short on a small CPU; the tune job picks
-them from the size), `--sizes 100,10000,100000`, `--timings N` (questions timed per size),
+`--grounded-epochs N` (default: the passes a tune's selection run and final pass make
+together, from the file's size: 8 on the sample FAQ), `--sizes 100,10000,100000`, `--timings N` (questions timed per size),
 `--retrieval-only 1` (skip the models: the retrieval figures alone), `--recall 1` (also
 score the file's own questions; costs two more evaluations).
 """
@@ -55,7 +58,12 @@ from engine.knowledge.prompt import build_prompt_messages
 from engine.knowledge.ranking import to_bytes
 from engine.knowledge.service import Knowledge
 from engine.settings import Settings
-from engine.training.config import TrainConfig, default_epochs
+from engine.training.config import (
+    TrainConfig,
+    continuation_epochs,
+    default_epochs,
+    grounded_default_epochs,
+)
 from engine.training.evaluation import evaluate, generate_answers, token_f1
 from engine.training.faq_metrics import citation_accuracy, declined_share, mean_token_f1
 from engine.training.grounded import Entry
@@ -98,7 +106,7 @@ def bench_questions(rows: list[tuple[int, str, str]]) -> tuple[list[Probe], list
 
 
 def run(args: list[str]) -> dict[str, Any]:
-    given = options(args, epochs=0, grounded_epochs=3, sizes="100,10000,100000", timings=100,
+    given = options(args, epochs=0, grounded_epochs=0, sizes="100,10000,100000", timings=100,
                     retrieval_only=0, recall=0)
     started, load_before = time.perf_counter(), os.getloadavg()
     rows = faq_rows()
@@ -193,8 +201,9 @@ def _models(grounding: Grounding, given: dict[str, Any]) -> dict[str, Any]:
         with_sources = grounding.figures(tuned.model, tokenizer, budget)
     finally:
         model = tuned.model.unload()
-    grounded_epochs = int(given["grounded_epochs"]) or default_epochs(2 * len(plain))
-    examples = plain + grounding.training_examples()
+    copies = grounding.training_examples()
+    grounded_epochs = int(given["grounded_epochs"]) or _tune_passes(len(plain), len(copies))
+    examples = plain + copies
     began = time.perf_counter()
     trained = train(model, tokenizer, examples, [], TrainConfig(epochs=grounded_epochs))
     gr_seconds = time.perf_counter() - began
@@ -202,21 +211,31 @@ def _models(grounding: Grounding, given: dict[str, Any]) -> dict[str, Any]:
         recall = (evaluate(trained.model, tokenizer, plain, budget)["token_f1"]
                   if given["recall"] else None)
         grounded = grounding.figures(trained.model, tokenizer, budget, recall)
+        free = grounding.figures(trained.model, tokenizer, budget, copy=False)
         worst = _worst(grounding, trained.model, tokenizer, budget)
     finally:
         trained.model.unload()
     grounded.update(epochs=grounded_epochs, train_seconds=round(gr_seconds, 1),
-                    examples=len(examples))
+                    examples=len(examples), rephrased_f1_not_held=free["rephrased_f1"])
     keep = ("rephrased_f1", "trained_questions_f1", "citation_accuracy", "off_topic_declined",
             "in_scope_declined")
     return {
         "fine_tune_only": fine_tune_only,
         "fine_tuned_with_sources": {k: with_sources[k] for k in keep if k in with_sources},
         "grounded": {k: v for k, v in grounded.items()
-                     if k in keep + ("epochs", "train_seconds", "examples")},
+                     if k in keep + ("epochs", "train_seconds", "examples",
+                                     "rephrased_f1_not_held")},
         "ratio": round(grounded["rephrased_f1"] / max(fine_tune_only["rephrased_f1"], 1e-9), 2),
         "worst_grounded_answers": worst,
     }
+
+
+def _tune_passes(plain: int, copies: int) -> int:
+    """The passes a tune makes over each example when no epochs are given: its selection run
+    (grounded_default_epochs) and its final pass (continuation_epochs) together, run here as
+    one training on every example."""
+    epochs = grounded_default_epochs(plain, copies)
+    return epochs + continuation_epochs(epochs)
 
 
 def _worst(grounding: Grounding, model: Any, tokenizer: Any, budget: int) -> list[dict]:
@@ -224,8 +243,9 @@ def _worst(grounding: Grounding, model: Any, tokenizer: Any, budget: int) -> lis
     threshold = grounding.calibration.threshold if grounding.calibration else 0.0
     sample = grounding.probes[::4]
     found = [grounding.retrieve(p.question, threshold) for p in sample]
-    prompts = [build_prompt_messages("", [], p.question, r.passages) for p, r in zip(sample, found)]
-    answers = generate_answers(model, tokenizer, prompts, budget)
+    prompts = [build_prompt_messages("", [], p.question, r.context) for p, r in zip(sample, found)]
+    answers = generate_answers(model, tokenizer, prompts, budget,
+                               copy_from=[r.copyable for r in found])
     scored = [{"question": p.question, "answer": a,
                "reference": grounding.entries[p.entry].answer,
                "cited": r.sources[0].ref if r.sources else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 from engine.catalog.service import Catalog
 from engine.curation import Curation
@@ -28,7 +28,8 @@ class Runner(Protocol):
     """What ChatService needs from engine.serving.runner.ChatRunner."""
 
     def answer(self, target: Target, messages: list[dict[str, str]], *,
-               on_token: Optional[Callable[[str], Any]] = None) -> Any: ...  # .text .tokens .latency_ms
+               on_token: Optional[Callable[[str], Any]] = None,
+               copy_from: Sequence[str] = ()) -> Any: ...  # .text .tokens .latency_ms
 
 
 class ChatService:
@@ -68,8 +69,9 @@ class ChatService:
         retrieval_ms = int((time.perf_counter() - started) * 1000)
         if found.in_scope:
             messages = build_prompt_messages(target.system_prompt, history, question,
-                                             found.passages)
-            generated = self.runner.answer(target, messages, on_token=on_token)
+                                             found.context)
+            generated = self.runner.answer(target, messages, on_token=on_token,
+                                           copy_from=found.copyable)
             reply = str(getattr(generated, "text", ""))
             latency = int(getattr(generated, "latency_ms", 0) or 0) + (
                 retrieval_ms if found.has_knowledge else 0)  # the search is part of the wait
@@ -99,7 +101,7 @@ class ChatService:
         return ChatAnswer(text=reply, model_name=self.catalog.shown_name(caller, model),
                           version=target.version,
                           message_id=answered.id, latency_ms=latency, tokens=tokens,
-                          chosen_by=chosen_by, sources=_sources(found),
+                          chosen_by=chosen_by, sources=_sources(found, reply),
                           grounded=found.in_scope)
 
     def _model_for(self, caller: Caller, model_name: Optional[str]) -> tuple[ModelRecord, str]:
@@ -223,6 +225,6 @@ class ChatService:
         return [(p.question, p.answer, p.origin) for p in self.curation.training_pairs(model_id)]
 
 
-def _sources(found: Retrieval) -> tuple[Source, ...]:
+def _sources(found: Retrieval, reply: str) -> tuple[Source, ...]:
     return tuple(Source(ref=p.ref, question=p.question, text=p.text, score=p.score)
-                 for p in found.sources)
+                 for p in found.sources_for(reply))

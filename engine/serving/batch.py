@@ -48,9 +48,13 @@ def fast_path(model: Any) -> tuple[bool, Any]:
 
 @torch.inference_mode()
 def greedy_answers(model: Any, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-                   stop: set[int], *, batch_size: int = 16, adapter: Any = None) -> list[list[int]]:
+                   stop: set[int], *, batch_size: int = 16, adapter: Any = None,
+                   copy: Sequence[Any] | None = None) -> list[list[int]]:
     """Greedy continuations of token-id prompts (each ends at its first `stop` token,
-    excluded, or after max_new_tokens), `batch_size` rows at a time."""
+    excluded, or after max_new_tokens), `batch_size` rows at a time.
+
+    copy: per prompt, a CopyLock (engine.serving.copying) or None: once an answer has begun
+    to give one of its entries word for word, the rest of that entry is its next tokens."""
     causal = causal_model(model)
     if not prompts:
         return []
@@ -64,6 +68,11 @@ def greedy_answers(model: Any, prompts: Sequence[Sequence[int]], max_new_tokens:
 
     def finish(row: int, token: int) -> bool:
         index = decoder.payloads[row]
+        lock = copy[index] if copy else None
+        if lock:
+            forced = lock.forced(out[index], 1)
+            if forced:  # the row is fed the entry's token instead of the model's
+                token = last[row] = forced[0]
         ended = token in stop
         if not ended:
             out[index].append(token)

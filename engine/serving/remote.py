@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from engine.artifacts.refs import is_ref, parse
 from engine.errors import Busy, InvalidInput, ModelUnavailable
@@ -52,7 +52,9 @@ class RemoteRunner:
 
     def answer(self, target: Target, messages: list[dict[str, str]], *,
                max_new_tokens: int | None = None, on_token: TokenCallback | None = None,
-               timeout: float | None = None) -> Generated:
+               timeout: float | None = None, copy_from: Sequence[str] = ()) -> Generated:
+        """copy_from is not applied: the server decodes (the OpenAI-style API has no way to
+        hold an answer to an entry); the entries are in the prompt all the same."""
         timeout = self.settings.request_timeout_s if timeout is None else timeout
         with self._lock:
             if self._in_flight >= self.settings.queue_size:

@@ -29,7 +29,7 @@ import time
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from engine.errors import Busy, InvalidInput, ModelUnavailable, StoreError
 from engine.serving.queue import FairQueue
@@ -79,6 +79,8 @@ class _Request:
     tokens: list[int] = field(default_factory=list)
     sent: str = ""
     first_token_at: float | None = None
+    copy_from: tuple[str, ...] = ()  # entries the answer is held to once it gives one
+    lock: Any = None  # their CopyLock, made with the base's tokenizer at admission
 
     @property
     def longest(self) -> int:
@@ -153,13 +155,17 @@ class ChatRunner:
 
     def submit(self, target: Target, messages: list[dict[str, str]], *,
                max_new_tokens: int | None = None, on_token: TokenCallback | None = None,
-               timeout: float | None = None) -> Future:
-        """Queue a request; Busy at once when the queue is full. The future holds Generated."""
+               timeout: float | None = None, copy_from: Sequence[str] = ()) -> Future:
+        """Queue a request; Busy at once when the queue is full. The future holds Generated.
+
+        copy_from: the texts of the Q&A entries in the conversation's context; once the
+        answer has given one of them word for word for a few tokens, it gives the rest of it
+        (engine.serving.copying)."""
         timeout = self.settings.request_timeout_s if timeout is None else timeout
         limit = self.settings.max_new_tokens if max_new_tokens is None else max_new_tokens
         now = self.clock()
         request = _Request(target, list(messages), max(1, int(limit)), on_token, timeout, now,
-                           now + timeout)
+                           now + timeout, copy_from=tuple(t for t in copy_from if t.strip()))
         with self._lock:
             if self._closed:
                 raise StoreError("The chat runner has stopped; restart gptstore to chat again.")
@@ -177,11 +183,11 @@ class ChatRunner:
 
     def answer(self, target: Target, messages: list[dict[str, str]], *,
                max_new_tokens: int | None = None, on_token: TokenCallback | None = None,
-               timeout: float | None = None) -> Generated:
+               timeout: float | None = None, copy_from: Sequence[str] = ()) -> Generated:
         """Answer one conversation (blocking). Raises Busy when full or too slow."""
         timeout = self.settings.request_timeout_s if timeout is None else timeout
         future = self.submit(target, messages, max_new_tokens=max_new_tokens,
-                             on_token=on_token, timeout=timeout)
+                             on_token=on_token, timeout=timeout, copy_from=copy_from)
         try:
             return future.result(timeout=timeout + GRACE_S)
         except FutureTimeout:
@@ -191,11 +197,12 @@ class ChatRunner:
     async def answer_async(self, target: Target, messages: list[dict[str, str]], *,
                            max_new_tokens: int | None = None,
                            on_token: TokenCallback | None = None,
-                           timeout: float | None = None) -> Generated:
+                           timeout: float | None = None,
+                           copy_from: Sequence[str] = ()) -> Generated:
         """answer() for asyncio: never blocks the loop. Wrap on_token with on_loop()."""
         timeout = self.settings.request_timeout_s if timeout is None else timeout
         future = self.submit(target, messages, max_new_tokens=max_new_tokens,
-                             on_token=on_token, timeout=timeout)
+                             on_token=on_token, timeout=timeout, copy_from=copy_from)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout + GRACE_S)
         except asyncio.TimeoutError:
@@ -309,6 +316,11 @@ class ChatRunner:
                 decoder = self._decoder(base)
                 if not request.prompt:
                     request.prompt = self._prompt(decoder, request)
+                    if request.copy_from:
+                        from engine.serving.copying import CopyLock, source_tokens
+
+                        _, tokenizer = self.hub.load(decoder.base)
+                        request.lock = CopyLock(source_tokens(tokenizer, request.copy_from))
                 if decoder.rows and decoder.bytes_for(decoder.rows + 1, min(decoder.max_len, max(
                         [request.longest] + [p.longest for p in decoder.payloads]))) \
                         > self.settings.kv_cache_bytes:
@@ -360,7 +372,11 @@ class ChatRunner:
 
             request = decoder.payloads[0]
             draft = self._drafts.get(decoder.base) if self.speculation == "auto" else None
-            if draft is not None:
+            forced = _held(decoder, 0)
+            if forced:  # the rest of the entry it is giving: fed in one forward pass
+                decoder.extend(0, [request.tokens[-1], *forced[:-1]])
+                tokens = forced
+            elif draft is not None:
                 room = request.max_new_tokens - len(request.tokens) - 1
                 tokens = speculate_with_draft(decoder, draft, request.tokens[-1],
                                               min(DRAFT_TOKENS, room))
@@ -373,7 +389,8 @@ class ChatRunner:
             return
         last = [request.tokens[-1] for request in decoder.payloads]
         for row, token in reversed(list(enumerate(decoder.step(last)))):
-            self._advance(decoder, row, token)
+            forced = _held(decoder, row, 1)
+            self._advance(decoder, row, forced[0] if forced else token)
 
     def _advance(self, decoder: Any, row: int, token: int, ahead: int = 0) -> None:
         """Record a row's new token: stream it, and finish the row when it is done.
@@ -474,6 +491,17 @@ class ChatRunner:
         while len(cache) > self.settings.adapter_cache_size:
             cache.popitem(last=False)
         return adapter
+
+
+def _held(decoder: Any, row: int, limit: int = 1 << 30) -> list[int]:
+    """The next tokens of the entry a row's answer is giving (engine.serving.copying), as
+    many as fit its answer's room and its cache; [] when it is not giving one."""
+    request: _Request = decoder.payloads[row]
+    if not request.lock or not request.tokens:
+        return []
+    room = min(limit, request.max_new_tokens - len(request.tokens),
+               decoder.max_len - decoder.lengths[row] - 2)
+    return request.lock.forced(request.tokens, room)
 
 
 def _fail(request: _Request, error: BaseException) -> None:

@@ -24,6 +24,15 @@ def default_epochs(n_train: int) -> int:
     return int(min(25, max(3, math.ceil(400 / max(n_train, 1)))))
 
 
+def grounded_default_epochs(n_plain: int, n_grounded: int) -> int:
+    """default_epochs for a set with grounded copies: each grounded copy counts as half an
+    example (an entry's two copies and its plain pair make two, not three), so adding the
+    copies costs fewer passes over the entries than a third of them would. On the sample
+    FAQ's 46 entries that is 5 epochs where counting every copy gives 3, which left the
+    adapter copying its context badly (docs/grounding.md)."""
+    return default_epochs(n_plain + n_grounded // 2)
+
+
 def continuation_epochs(epochs: int) -> int:
     """Epochs of a tune's final pass, which continues from the selection run's adapter on
     every example (the held-out and validation ones are new to it): half the selection's

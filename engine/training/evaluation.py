@@ -47,12 +47,15 @@ def split_example(messages: Messages) -> tuple[list[dict[str, str]], str]:
 
 def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[dict]],
                      max_new_tokens: int = 128, batch_size: int = 16,
-                     method: str = "auto") -> list[str]:
+                     method: str = "auto",
+                     copy_from: Sequence[Sequence[str]] | None = None) -> list[str]:
     """Greedy answers to chat prompts.
 
     method "auto": through the batched decoder (engine.serving.batch, continuous batching)
     where it runs the model, else transformers `generate` (said once in the log);
-    "generate": always `generate`, in left-padded batches of similar length."""
+    "generate": always `generate`, in left-padded batches of similar length.
+    copy_from: per prompt, the entries' texts an answer is held to once it starts giving one
+    (engine.serving.copying, as chat answers); the batched decoder only."""
     if method not in ("auto", "generate"):
         raise ValueError(f"method must be auto or generate, not {method!r}")
     if method == "auto":
@@ -64,12 +67,17 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[Sequence[dict
             ids = [tokenizer(tokenizer.apply_chat_template(list(p), tokenize=False,
                                                            add_generation_prompt=True),
                              add_special_tokens=False)["input_ids"] for p in prompts]
+            locks = None
+            if copy_from is not None:
+                from engine.serving.copying import CopyLock, source_tokens
+
+                locks = [CopyLock(source_tokens(tokenizer, texts)) for texts in copy_from]
             was_training = model.training
             model.eval()
             try:
                 with cpu_threads(device):
                     out = greedy_answers(model, ids, max_new_tokens, {tokenizer.eos_token_id},
-                                         batch_size=batch_size, adapter=adapter)
+                                         batch_size=batch_size, adapter=adapter, copy=locks)
             finally:
                 model.train(was_training)
             return [tokenizer.decode(t, skip_special_tokens=True).strip() for t in out]

@@ -6,7 +6,7 @@ what it was trained on.
 For each entry the tune job adds one grounded example beside the plain one:
 - mostly the right entry among the entries nearest to it (the distractors that retrieval
   returns with it), first (as a good retrieval puts it) or at a random place;
-- in a share of `missing_share`, only the distractors, and the same answer.
+- in a share of `missing_share` (a fifth), only the distractors, and the same answer.
 The question is the entry's own or one of its rephrasings, alternately.
 """
 
@@ -18,8 +18,12 @@ from typing import Callable, Mapping, Sequence
 
 from engine.knowledge.prompt import Passage, build_prompt_messages
 
-MISSING_SHARE = 0.25  # examples trained with the right entry left out of the context
-CONTEXT_ENTRIES = 3  # entries in a grounded example's context
+MISSING_SHARE = 0.2  # examples trained with the right entry left out of the context
+CONTEXT_ENTRIES = 3  # entries in a grounded example's context, at most
+# How many entries a grounded example's context holds, drawn per example. Chat puts the
+# entries within a small margin of the best into the context, which is one entry for most
+# questions (docs/grounding.md), so training sees one as often as two or three.
+CONTEXT_SIZES = (1, 1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,16 @@ class GroundedExample:
 def grounded_examples(entries: Sequence[Entry], neighbours: Mapping[int, Sequence[int]],
                       *, system: str = "", rephrasings: Mapping[int, Sequence[str]] | None = None,
                       context_entries: int = CONTEXT_ENTRIES,
+                      context_sizes: Sequence[int] | None = None,
                       missing_share: float = MISSING_SHARE, seed: int = 0,
-                      ) -> list[GroundedExample]:
+                      every_rephrased: bool = False) -> list[GroundedExample]:
     """One grounded example per entry.
 
     neighbours: for each entry index, the other entries nearest to it, best first (the
     distractors; the entry itself is skipped if present). rephrasings: other wordings of
-    each entry's question, used for every other example."""
+    each entry's question, used for every other example (for every example with
+    every_rephrased). context_sizes: the context's size is drawn from these per example
+    (None: always context_entries); a context without the entry keeps at least one."""
     if not 0.0 <= missing_share <= 1.0:
         raise ValueError(f"missing_share must be within 0..1, not {missing_share}")
     rng = random.Random(seed)
@@ -72,14 +79,17 @@ def grounded_examples(entries: Sequence[Entry], neighbours: Mapping[int, Sequenc
             pool = [j for j in range(n) if j != i and j not in others]
             rng.shuffle(pool)
             others += pool
+        size = min(context_entries, rng.choice(list(context_sizes))) if context_sizes \
+            else context_entries
         if i in missing:
-            context = others[:context_entries]
+            context = others[:max(1, size)]
         else:
-            context = others[:context_entries - 1]
+            context = others[:size - 1]
             place = 0 if rng.random() < 0.5 else rng.randrange(len(context) + 1)
             context.insert(place, i)
         wordings = list((rephrasings or {}).get(i, ()))
-        question = wordings[(i // 2) % len(wordings)] if wordings and i % 2 else entry.question
+        rephrased = wordings and (every_rephrased or i % 2)
+        question = wordings[(i // 2) % len(wordings)] if rephrased else entry.question
         passages = [entries[j].passage() for j in context]
         messages = build_prompt_messages(system, [], question, passages)
         messages.append({"role": "assistant", "content": entry.answer})

@@ -24,7 +24,7 @@ from engine.training.faq_metrics import (
     declined_share,
     mean_token_f1,
 )
-from engine.training.grounded import Entry, grounded_examples, nearest_entries
+from engine.training.grounded import CONTEXT_SIZES, Entry, grounded_examples, nearest_entries
 from engine.training.rephrase import rephrase
 
 if TYPE_CHECKING:
@@ -129,11 +129,17 @@ class Grounding:
             found = self.knowledge.search(self.model_id, self.staging, question, k=CONTEXT_K + 1)
             return [p.ref for p in found if p.ref in refs]
 
-        # The file's own questions only: the rephrased questions measure the adapter, so
-        # none of them is trained on.
-        built = grounded_examples(chosen, nearest_entries(chosen, search), system=self.system,
-                                  context_entries=CONTEXT_K, seed=seed)
-        return [b.messages for b in built]
+        # Two grounded copies of each entry: one asked in the file's words, one in the words of
+        # a rewording rule that the measured rephrasings do not use (training_rephrasing), so
+        # that the adapter learns to find the entry a question means, not the same words.
+        near = nearest_entries(chosen, search)
+        own = grounded_examples(chosen, near, system=self.system, context_entries=CONTEXT_K,
+                                context_sizes=CONTEXT_SIZES, seed=seed)
+        wordings = {i: [training_rephrasing(e.question)] for i, e in enumerate(chosen)}
+        reworded = grounded_examples(chosen, near, system=self.system,
+                                     context_entries=CONTEXT_K, context_sizes=CONTEXT_SIZES,
+                                     seed=seed + 1, rephrasings=wordings, every_rephrased=True)
+        return [b.messages for b in own + reworded]
 
     def calibrate(self) -> Calibration:
         """The threshold: the best retrieval score of each rephrased question against that of
@@ -146,20 +152,24 @@ class Grounding:
     # -- after training ------------------------------------------------------------------------
 
     def figures(self, model: Any, tokenizer: Any, budget: int,
-                recall_f1: Optional[float] = None) -> dict[str, Any]:
-        """The final adapter answering the rephrased questions from retrieved entries, and
-        the declines of the threshold on the other half of the general questions."""
+                recall_f1: Optional[float] = None, copy: bool = True) -> dict[str, Any]:
+        """The final adapter answering the rephrased questions from retrieved entries as chat
+        answers them (copy=False: without holding an answer to the entry it starts to give),
+        and the declines of the threshold on the other half of the general questions."""
         calibration = self.calibration or self.calibrate()
         threshold = calibration.threshold
         found = [self.retrieve(p.question, threshold) for p in self.probes]
         asked = [i for i, r in enumerate(found) if r.in_scope]
         prompts = [build_prompt_messages(self.system, [], self.probes[i].question,
-                                         found[i].passages) for i in asked]
-        generated = generate_answers(model, tokenizer, prompts, budget) if prompts else []
+                                         found[i].context) for i in asked]
+        generated = generate_answers(model, tokenizer, prompts, budget,
+                                     copy_from=[found[i].copyable for i in asked] if copy
+                                     else None) if prompts else []
         answers = [""] * len(self.probes)
         for i, text in zip(asked, generated):
             answers[i] = text
-        cited = [r.sources[0].ref if r.sources else None for r in found]
+        shown = [r.sources_for(a) for r, a in zip(found, answers)]
+        cited = [s[0].ref if s else None for s in shown]
         off = [self.retrieve(q, threshold) for q in self.measure_set]
         return {
             "rephrased_f1": mean_token_f1(answers, [self.entries[p.entry].answer
@@ -253,6 +263,16 @@ def validation_probes(entries: Sequence[Entry], given: Sequence[tuple[str, str]]
 def rule_probes(entries: Sequence[Entry]) -> list[Probe]:
     """One rewording per entry (the first rule set's), in file order."""
     return [Probe(rephrase(e.question, 1)[0], i) for i, e in enumerate(entries)]
+
+
+def training_rephrasing(question: str) -> str:
+    """A rewording to train a grounded copy on: another rule set's than rule_probes measures
+    with, or a plain "Please tell me" wrapping when the rules make only that one."""
+    made = rephrase(question, 3)
+    if len(made) > 1:
+        return made[1]
+    body = question.strip().rstrip("?").strip()
+    return f"Please tell me: {body[:1].lower() + body[1:]}?"
 
 
 def general_questions() -> list[str]:

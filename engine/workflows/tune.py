@@ -12,7 +12,7 @@ from typing import Any
 from engine.errors import InvalidInput
 from engine.jobs.context import JobContext
 from engine.training.checkpoint import trainable_weights
-from engine.training.config import TrainConfig, continuation_epochs
+from engine.training.config import TrainConfig, continuation_epochs, grounded_default_epochs
 from engine.training.evaluation import evaluate
 from engine.training.loop import TrainResult
 from engine.views import TuneResult, as_dict
@@ -105,8 +105,12 @@ class _Tune:
     def select_epochs(self) -> int:
         """Train on the train split with validation, score the held-out test split (the
         "after"), and return the epochs the final pass will run."""
+        config = self.config
+        if config.epochs is None and self.grounded["train"]:
+            config = replace(config, epochs=grounded_default_epochs(
+                len(self.splits["train"]), len(self.grounded["train"])))
         select = self._train(self.splits["train"] + self.grounded["train"],
-                             self.splits["validation"], self.config,
+                             self.splits["validation"], config,
                              "select", "Training", (PHASES["base"], PHASES["select"]))
         try:
             epochs = select.epochs_kept

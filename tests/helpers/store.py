@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from engine.catalog.service import Catalog
 from engine.chat import ChatService
@@ -52,10 +52,13 @@ class EchoRunner:
     """Answers "echo: <last user message>", streaming it word by word; remembers each call."""
 
     calls: list[tuple[Target, list[dict]]] = field(default_factory=list)
+    copied: list[tuple[str, ...]] = field(default_factory=list)  # each call's copy_from
 
     def answer(self, target: Target, messages: list[dict], *,
-               on_token: Optional[Callable[[str], object]] = None) -> Generated:
+               on_token: Optional[Callable[[str], object]] = None,
+               copy_from: Sequence[str] = ()) -> Generated:
         self.calls.append((target, [dict(m) for m in messages]))
+        self.copied.append(tuple(copy_from))
         text = "echo: " + messages[-1]["content"]
         if on_token is not None:
             for word in text.split(" "):

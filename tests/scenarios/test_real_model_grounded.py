@@ -49,7 +49,7 @@ def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings.from_env({"GPTSTORE_HOME": str(home), "GPTSTORE_DEVICE": "cpu"})
 
 
-@pytest.mark.timeout(2400)  # trains the real model (96 example passes): slow on 2 cores
+@pytest.mark.timeout(2400)  # trains the real model (144 example passes): slow on 2 cores
 def test_a_rephrased_question_is_answered_and_cited_and_an_off_topic_one_declined(
         real_settings: Settings, tmp_path) -> None:
     engine = Engine.open(real_settings)
@@ -64,7 +64,7 @@ def test_a_rephrased_question_is_answered_and_cited_and_an_off_topic_one_decline
                               rule_probes(entries), REPHRASED_BY_RULES,
                               calibration_set=general_questions())
         knowledge.set_threshold(record.id, grounding.calibrate().threshold, "tuning")
-        # Trained as the tune job trains: every pair, and its grounded copy.
+        # Trained as the tune job trains: every pair, and its two grounded copies.
         model, tokenizer = engine.hub.load(engine.catalog.base_target(record).base_path)
         plain = [[{"role": "user", "content": e.question},
                   {"role": "assistant", "content": e.answer}] for e in entries]

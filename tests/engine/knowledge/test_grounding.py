@@ -122,3 +122,39 @@ def test_an_approved_correction_answers_at_once_and_stops_after_a_forget_me(
     grounded.engine.privacy.forget_me(grounded.admin)
     assert grounded.engine.curation.training_pairs(grounded.model.id) == []
     assert grounded.ask("Can you ship my order to Iceland?").grounded is False
+
+
+def test_only_the_entries_near_the_best_go_into_the_context_and_the_answer_is_held_to_them(
+        grounded: Grounded) -> None:
+    answer = grounded.ask("I forgot my login password. What now?")
+    found = grounded.engine.knowledge.retrieve(grounded.model.id, None,
+                                               "I forgot my login password. What now?")
+    assert found.context and len(found.context) < len(found.passages)  # a distractor left out
+    prompt = last_prompt(grounded)
+    for passage in found.passages:
+        assert (passage.text in prompt) == (passage in found.context)
+    # the runner is asked to hold the answer to the context's Q&A entries
+    assert grounded.runner.copied[-1] == tuple(p.text for p in found.context)
+    assert answer.grounded is True
+    grounded.ask("What is the capital of Australia?")  # declined: nothing generated
+    assert len(grounded.runner.copied) == len(grounded.runner.calls)
+
+
+def test_the_entry_the_answer_gives_is_cited_first() -> None:
+    from engine.knowledge.prompt import Passage
+    from engine.knowledge.service import Retrieval
+
+    def passage(ref: str, text: str, score: float, origin: str = "file") -> Passage:
+        return Passage(ref=ref, question=ref, text=text, score=score, origin=origin)
+
+    found = Retrieval(passages=(passage("faq.csv, row 2", "Click Forgot password.", 0.80),
+                                passage("guide.md, passage 1", "Passwords expire yearly.", 0.78,
+                                        "document"),
+                                passage("faq.csv, row 9", "Use a backup code.", 0.60)),
+                      best=0.80, threshold=0.5, has_knowledge=True)
+    assert [p.ref for p in found.context] == ["faq.csv, row 2", "guide.md, passage 1"]
+    assert found.copyable == ("Click Forgot password.",)  # a document passage is not copied
+    assert [p.ref for p in found.sources_for("Passwords expire yearly, so...")] == [
+        "guide.md, passage 1", "faq.csv, row 2"]
+    assert [p.ref for p in found.sources_for("Something else entirely.")] == [
+        "faq.csv, row 2", "guide.md, passage 1"]

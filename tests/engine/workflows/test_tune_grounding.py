@@ -61,16 +61,26 @@ def test_grounded_examples_hold_retrieved_distractors_and_sometimes_miss_the_ent
     ctx = grounded_context(engine, admin, tmp_path, [])
     grounding = Grounding.prepare(ctx, engine.knowledge, "doors.csv")
     examples = grounding.training_examples()
-    assert len(examples) == 12
-    with_entry = 0
+    assert len(examples) == 24  # two grounded copies of each of the 12 entries
+    with_entry, sizes = 0, set()
     for i, (user, answer) in enumerate(examples):
+        entry = i % 12
         assert user["role"] == "user" and user["content"].startswith(CONTEXT_HEADER)
-        assert user["content"].count("opens with code") == 3  # three entries in context
-        assert answer["content"] == f"Room {i} opens with code {CODES[i]}."
+        shown = user["content"].count("opens with code")
+        assert 1 <= shown <= 3  # the entry among up to two retrieved distractors
+        sizes.add(shown)
+        assert answer["content"] == f"Room {entry} opens with code {CODES[entry]}."
         with_entry += answer["content"] in user["content"]
-    assert with_entry == 9  # a quarter trained with the right entry missing
+        asked = user["content"].rsplit("Question: ", 1)[1]
+        own = grounding.entries[entry].question
+        if i < 12:
+            assert asked == own  # the first copy asks in the file's words
+        else:  # the second in other words, and not those the figures are measured with
+            assert asked != own and asked != grounding.probes[entry].question
+    assert sizes == {1, 2, 3}
+    assert with_entry == 20  # a fifth of each copy trained with the right entry missing
     only_train = grounding.training_examples(["What is the door code of room 0?"])
-    assert len(only_train) == 1
+    assert len(only_train) == 2
 
 
 def test_a_validation_file_of_rephrasings_is_measured_not_indexed(engine, admin,
