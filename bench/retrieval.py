@@ -4,7 +4,8 @@ and how well its score separates in-scope from off-topic questions.
 The sample FAQ's 46 entries are indexed; its rephrasings (bench/data/sample_faq_rephrased.csv,
 each naming the row it rewords) and the off-topic set (bench/data/off_topic.txt) are asked.
 For each method (engine/knowledge/ranking.py) and each text an entry's vector stands for
-(its question, or question and answer):
+(its question; question and answer; or that with the answer alone weighed in,
+ranking.entry_vector, at the chosen ANSWER_WEIGHT and its neighbours):
 
 - `citation`: share of rephrasings whose best entry is the right row;
 - the decline threshold chosen on half of the questions (even lines: the threshold that
@@ -85,15 +86,21 @@ def run(args: list[str]) -> dict[str, Any]:
             "entries": len(faq), "rephrased": len(reworded), "off_topic": len(off),
             "embedder": embedder.name if embedder else None}
         query_in = query_off = None
-        vectors: dict[str, Any] = {"question": None, "question+answer": None}
+        answer_only = f"question+answer, answer {ranking.ANSWER_WEIGHT:g}"
+        vectors: dict[str, Any] = {"question": None, "question+answer": None, answer_only: None}
         if embedder is not None:
             start = time.perf_counter()
             query_in = embedder.embed([q for _, q in reworded])
             figures["embed_ms_per_question"] = round(
                 (time.perf_counter() - start) * 1000 / len(reworded), 2)
             query_off = embedder.embed(off)
+            both = embedder.embed([f"{q}\n{a}" for _, q, a in faq])
+            answers = embedder.embed([a for _, _, a in faq])
             vectors = {"question": embedder.embed([q for _, q, _ in faq]),
-                       "question+answer": embedder.embed([f"{q}\n{a}" for _, q, a in faq])}
+                       "question+answer": both}
+            # the answer's own share of the vector: the chosen weight and its neighbours
+            for w in (0.1, ranking.ANSWER_WEIGHT, 0.2, 0.3):
+                vectors[f"question+answer, answer {w:g}"] = ranking.entry_vector(both, answers, w)
         results: dict[str, Any] = {}
         weight = ranking.EMBED_WEIGHT
         try:
@@ -112,8 +119,9 @@ def run(args: list[str]) -> dict[str, Any]:
             ranking.EMBED_WEIGHT = weight
     figures["methods"] = results
     baseline = results["keyword (question+answer)"]["citation"]
-    chosen = results.get("embedding (question+answer)")
+    chosen_name = f"embedding (question+answer, answer {ranking.ANSWER_WEIGHT:g})"
+    chosen = results.get(chosen_name)
     if chosen is not None and baseline:
-        figures["chosen"] = "embedding (question+answer)"
+        figures["chosen"] = chosen_name
         figures["ratio"] = round(chosen["citation"] / baseline, 2)
     return figures

@@ -78,7 +78,7 @@ class ChatService:
             tokens = int(getattr(generated, "tokens", 0) or 0)
         else:  # out of scope: say so and name who can help, instead of inventing an answer
             reply = decline_text(self.knowledge.handoff(model.id))
-            self.knowledge.record_gap(model.id, caller.workspace, question)
+            self.knowledge.record_gap(model.id, caller.workspace, question, caller.user)
             if on_token is not None:
                 on_token(reply)
             latency, tokens = int((time.perf_counter() - started) * 1000), 0
@@ -209,10 +209,13 @@ class ChatService:
         return messages, feedback + self.curation.forget_user(caller.user)
 
     def purge_older_than(self, days: float) -> int:
-        """Delete logs older than `days`; ratings and usage counts keep what they learnt."""
+        """Delete logs older than `days`, and the declined questions (gap asks, open gaps)
+        asked before then; ratings and usage counts keep what they learnt. Returns the rows
+        deleted."""
         cutoff = self.clock() - timedelta(days=days)
         with self.db.session() as s:
-            return logs.purge_before(s, cutoff)
+            purged = logs.purge_before(s, cutoff)
+        return purged + self.knowledge.purge_gaps_before(cutoff)
 
     def purge_old(self) -> int:
         """Apply GPTSTORE_LOG_RETENTION_DAYS (0 keeps everything)."""

@@ -25,9 +25,10 @@ class Privacy:
 
     def forget_me(self, caller: Caller) -> ForgetReport:
         """Delete the caller's logged messages (and the answers to them), votes and
-        corrections, and their uploads with the examples parsed from them; compact the
+        corrections, their declined questions in the models' gaps, and their uploads with the examples parsed from them; compact the
         SQLite file (VACUUM). Trained versions stay: their weights cannot be untrained."""
         messages, feedback = self.chat.forget_logs(caller)
+        asked = self.chat.knowledge.forget_asker(caller.user)
         with self.db.session() as s:
             in_use = job_rows.datasets_in_use(s, caller.user)
         gone = self.datasets.forget_owner(caller.user, keep=in_use)
@@ -38,4 +39,5 @@ class Privacy:
         return ForgetReport(
             messages=messages, feedback=feedback, uploads=tuple(g.name for g in gone),
             examples=sum(g.examples for g in gone), files=sum(g.files for g in gone),
-            kept_uploads=tuple(kept), trained=tuple(trained), freed_bytes=self.db.compact())
+            kept_uploads=tuple(kept), trained=tuple(trained), freed_bytes=self.db.compact(),
+            gap_questions=asked)

@@ -264,6 +264,7 @@ class ForgetReport:
     kept_uploads: tuple[str, ...]  # uploads an unfinished job still reads: kept this time
     trained: tuple[str, ...]  # "acme-bot v1": versions already trained, whose weights stay
     freed_bytes: int | None  # space the SQLite file gave back (VACUUM); None: not compacted
+    gap_questions: int = 0  # the user's declined questions taken out of the models' gaps
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,12 @@ from typing import Iterable, Optional
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
 
-from storage.tables import KnowledgeEntryRecord, KnowledgeGapRecord, KnowledgeSettingsRecord
+from storage.tables import (
+    KnowledgeEntryRecord,
+    KnowledgeGapAskRecord,
+    KnowledgeGapRecord,
+    KnowledgeSettingsRecord,
+)
 
 
 def _answers_for(model_id: int, version: Optional[int]):
@@ -132,3 +137,42 @@ def add_gap(s: Session, record: KnowledgeGapRecord) -> KnowledgeGapRecord:
     s.add(record)
     s.flush()
     return record
+
+
+def add_ask(s: Session, gap_id: int, asker: str, question: str, at: datetime) -> None:
+    s.add(KnowledgeGapAskRecord(gap_id=gap_id, asker=asker, question=question.strip(),
+                                asked_at=at))
+
+
+def remove_asks(s: Session, *, asker: Optional[str] = None,
+                before: Optional[datetime] = None) -> dict[int, list[str]]:
+    """Delete the asks of `asker`, or those made before `before`. Returns, per gap that lost
+    any, the words of the asks deleted."""
+    condition = (KnowledgeGapAskRecord.asker == asker if asker is not None
+                 else KnowledgeGapAskRecord.asked_at < before)  # type: ignore[operator]
+    gone: dict[int, list[str]] = {}
+    for ask in s.exec(select(KnowledgeGapAskRecord).where(condition)):
+        gone.setdefault(ask.gap_id, []).append(ask.question)
+    if gone:
+        s.execute(delete(KnowledgeGapAskRecord).where(condition))
+    return gone
+
+
+def asks_of(s: Session, gap_id: int) -> list[KnowledgeGapAskRecord]:
+    """A gap's asks, earliest first."""
+    return list(s.exec(select(KnowledgeGapAskRecord)
+                       .where(KnowledgeGapAskRecord.gap_id == gap_id)
+                       .order_by(KnowledgeGapAskRecord.asked_at,  # type: ignore[arg-type]
+                                 KnowledgeGapAskRecord.id)))
+
+
+def delete_gap(s: Session, record: KnowledgeGapRecord) -> None:
+    s.execute(delete(KnowledgeGapAskRecord).where(KnowledgeGapAskRecord.gap_id == record.id))
+    s.delete(record)
+
+
+def open_gaps_before(s: Session, cutoff: datetime) -> list[KnowledgeGapRecord]:
+    """Open gaps last asked before `cutoff`, in every model and workspace."""
+    return list(s.exec(select(KnowledgeGapRecord).where(
+        KnowledgeGapRecord.state == "open",
+        KnowledgeGapRecord.last_asked < cutoff)))  # type: ignore[operator]

@@ -390,6 +390,20 @@ class KnowledgeGapRecord(SQLModel, table=True):
     answered_at: Optional[datetime] = Field(default=None)
 
 
+class KnowledgeGapAskRecord(SQLModel, table=True):
+    """One ask folded into a gap: who asked, in what words, when. `forget-me` and log
+    retention delete these; a gap left with no asks goes too, and one whose words were a
+    deleted ask's takes the words of the earliest ask left."""
+
+    __tablename__ = "knowledge_gap_asks"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    gap_id: int = Field(foreign_key="knowledge_gaps.id", index=True, ondelete="CASCADE")
+    asker: str = Field(default="", index=True, max_length=128)  # Caller.user
+    question: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    asked_at: datetime = Field(default_factory=utcnow)
+
+
 class KnowledgeSettingsRecord(SQLModel, table=True):
     """Per model: the retrieval score under which it declines, who chose it, the handoff
     text it names when it declines, and the revision of its entries (a cached ranking is

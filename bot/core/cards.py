@@ -163,6 +163,9 @@ def forget_text(report: ForgetReport, account: str) -> str:
                if report.uploads else "no uploaded files")
     lines = [f"Deleted {report.messages} logged message(s) (your questions and the answers "
              f"you got), {report.feedback} vote(s) and correction(s), and {uploads}."]
+    if report.gap_questions:
+        lines.append(f"Took {report.gap_questions} of your unanswered question(s) out of the "
+                     "models' gaps lists.")
     if report.kept_uploads:
         lines.append(f"Kept for now: {', '.join(report.kept_uploads)}, which an unfinished job "
                      "of yours still reads; run forget-me again once it is done.")

@@ -18,7 +18,15 @@ import numpy as np
 
 from engine.knowledge.documents import split_passages
 from engine.knowledge.prompt import Passage
-from engine.knowledge.ranking import Embeds, KeywordIndex, Ranking, from_bytes, terms, to_bytes
+from engine.knowledge.ranking import (
+    Embeds,
+    KeywordIndex,
+    Ranking,
+    entry_vector,
+    from_bytes,
+    terms,
+    to_bytes,
+)
 from engine.serving.embedder import find_embedder
 from storage import knowledge as store
 from storage.db import Database
@@ -153,6 +161,14 @@ class Knowledge:
         embedder = self.embedder
         return embedder.embed(list(texts)) if embedder is not None and texts else None
 
+    def _entry_vectors(self, entries: Sequence[tuple[str, str, str]]) -> Optional[np.ndarray]:
+        """The vectors entries (origin, question, text) are ranked by (entry_vector)."""
+        both = self._vectors([_embedded_text(o, q, t) for o, q, t in entries])
+        answers = self._vectors([t.strip() or q.strip() for _, q, t in entries])
+        if both is None or answers is None:
+            return None
+        return entry_vector(both, answers)
+
     # -- indexing --------------------------------------------------------------------------------
 
     def index_examples(self, model_id: int, version: Optional[int], file_name: str,
@@ -172,7 +188,7 @@ class Knowledge:
 
     def _replace(self, model_id: int, version: Optional[int], origin: str, source: str,
                  items: list[tuple[int, str, str, str]]) -> int:
-        vectors = self._vectors([_embedded_text(origin, q, t) for _, _, q, t in items])
+        vectors = self._entry_vectors([(origin, q, t) for _, _, q, t in items])
         now = self.clock()
         records = [KnowledgeEntryRecord(
             model_id=model_id, version=version, origin=origin, source=source, position=n,
@@ -199,7 +215,7 @@ class Knowledge:
                          gap_id: Optional[int] = None, origin: str = "gap") -> int:
         """One more entry every version answers from (an answered gap, a curated pair).
         Returns its id."""
-        vectors = self._vectors([_embedded_text(origin, question, answer)])
+        vectors = self._entry_vectors([(origin, question, answer)])
         with self.db.session() as s:
             entry = store.add_entry(s, KnowledgeEntryRecord(
                 model_id=model_id, version=None, origin=origin, source="",
@@ -268,7 +284,7 @@ class Knowledge:
             return None
         missing = [r for r in rows if not r.embedding]
         if missing:
-            fresh = self._vectors([_embedded_text(r.origin, r.question, r.text) for r in missing])
+            fresh = self._entry_vectors([(r.origin, r.question, r.text) for r in missing])
             for record, vector in zip(missing, fresh if fresh is not None else []):
                 record.embedding = to_bytes(vector)
                 s.add(record)
@@ -311,9 +327,10 @@ class Knowledge:
 
     # -- gaps ------------------------------------------------------------------------------------
 
-    def record_gap(self, model_id: int, workspace: str, question: str) -> int:
-        """Count a declined question asked in `workspace`: into the open gap it rephrases,
-        or a new one. Returns the gap's id."""
+    def record_gap(self, model_id: int, workspace: str, question: str, asker: str = "") -> int:
+        """Count a declined question asked in `workspace` by `asker` (Caller.user): into the
+        open gap it rephrases, or a new one; the ask is kept apart so that forget_asker and
+        purge_gaps_before can take it out again. Returns the gap's id."""
         vector = self._vectors([question])
         now = self.clock()
         with self.db.session() as s:
@@ -324,12 +341,56 @@ class Knowledge:
                 match.count += 1
                 match.last_asked = now
                 s.add(match)
+                store.add_ask(s, int(match.id or 0), asker, question, now)
                 return int(match.id or 0)
             record = store.add_gap(s, KnowledgeGapRecord(
                 model_id=model_id, workspace=workspace, question=question.strip(),
                 first_asked=now, last_asked=now,
                 embedding=to_bytes(vector[0]) if vector is not None else None))
+            store.add_ask(s, int(record.id or 0), asker, question, now)
             return int(record.id or 0)
+
+    def forget_asker(self, asker: str) -> int:
+        """Take `asker`'s questions out of every gap (forget-me). Returns the asks removed."""
+        with self.db.session() as s:
+            gone = store.remove_asks(s, asker=asker)
+            self._settle(s, gone)
+        return sum(len(words) for words in gone.values())
+
+    def purge_gaps_before(self, cutoff: datetime) -> int:
+        """Log retention for gaps: asks made before `cutoff` go, and so do open gaps last
+        asked before it. Returns the asks and gaps removed."""
+        with self.db.session() as s:
+            gone = store.remove_asks(s, before=cutoff)
+            removed = sum(len(words) for words in gone.values())
+            self._settle(s, gone)
+            stale = store.open_gaps_before(s, cutoff)
+            for record in stale:
+                store.delete_gap(s, record)
+        return removed + len(stale)
+
+    def _settle(self, s, gone: dict[int, list[str]]) -> None:
+        """Gaps after some of their asks were deleted: the count falls by as many; an open
+        gap left with none is deleted, and so is one worded by a deleted ask with no ask
+        left to take its words from (asks made before migration 0020 were not kept); one
+        still asked takes the earliest remaining ask's words and dates."""
+        for gap_id, words in gone.items():
+            record = store.gap(s, gap_id)
+            if record is None:
+                continue
+            left = store.asks_of(s, gap_id)
+            record.count = max(len(left), record.count - len(words))
+            worded_by_them = record.question in words
+            if record.state == "open" and (record.count <= 0 or (worded_by_them and not left)):
+                store.delete_gap(s, record)
+                continue
+            if left:
+                record.last_asked = max(a.asked_at for a in left)
+                if worded_by_them:
+                    record.question, record.first_asked = left[0].question, left[0].asked_at
+                    vector = self._vectors([record.question])
+                    record.embedding = to_bytes(vector[0]) if vector is not None else None
+            s.add(record)
 
     def open_gaps(self, model_id: int, workspace: str) -> list[KnowledgeGapRecord]:
         with self.db.session() as s:
@@ -356,7 +417,7 @@ class Knowledge:
 
 
 def _embedded_text(origin: str, question: str, text: str) -> str:
-    """What an entry's vector stands for: its question and its answer (or a passage's
+    """What an entry's main vector stands for: its question and its answer (or a passage's
     heading and text); measured better than the question alone (docs/grounding.md)."""
     return f"{question.strip()}\n{text.strip()}".strip()
 

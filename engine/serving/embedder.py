@@ -72,13 +72,14 @@ def extract(archive: Path, cache_dir: Path) -> Path:
 
 
 class Embedder:
-    """Sentences -> unit vectors (float32). Thread-safe; loads on first use."""
+    """Sentences -> unit vectors (float32). Thread-safe; loads on first use. It runs on the
+    process's torch threads (torch's thread count is one setting per process: the serve
+    process sets it for the chat runner, and a question is one short forward pass)."""
 
     name = NAME
 
-    def __init__(self, folder: Path, threads: int = 1) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.threads = threads
         self._lock = threading.Lock()
         self._model = None
         self._tokenizer = None

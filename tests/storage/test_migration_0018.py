@@ -25,7 +25,7 @@ def test_installations_after_upgrading_a_store(backend: str, tmp_path: Path, req
                   {"t": "2026-12-01 10:00:00"})
         before = set(inspect(c).get_table_names())
     assert "installations" not in before
-    db.migrate()
+    at_revision(db, "0018")  # this migration alone: later ones add tables of their own
     with db.engine.connect() as c:
         assert set(inspect(c).get_table_names()) == before | {"installations"}
         assert c.execute(text("SELECT key FROM processed_events")).scalars().all() == ["slack:Ev1"]

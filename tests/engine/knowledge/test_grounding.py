@@ -158,3 +158,15 @@ def test_the_entry_the_answer_gives_is_cited_first() -> None:
         "guide.md, passage 1", "faq.csv, row 2"]
     assert [p.ref for p in found.sources_for("Something else entirely.")] == [
         "faq.csv, row 2", "guide.md, passage 1"]
+
+
+def test_a_question_that_shares_the_answers_words_finds_its_entry(grounded: Grounded) -> None:
+    # Two of the benchmark's rephrasings that the question + answer vector alone ranked under
+    # another entry ("How do I create an Acme Cloud Notes account?", "The app is running
+    # slowly"); the answer's own share of the entry's vector (ranking.ANSWER_WEIGHT) finds them.
+    def best(question: str) -> str:
+        return grounded.engine.knowledge.search(grounded.model.id, None, question, k=1)[0].question
+
+    assert best("How can I remove my Acme Notes profile entirely?") == "How do I delete my account?"
+    assert best("Does the app work without an internet connection?") == \
+        "Can I use Acme Cloud Notes offline?"

@@ -21,9 +21,11 @@ SECOND = [("How do I pay?", "By card only."), ("Is there parking?", "Yes, at the
 # Two answers for every question of the file, both contradicting it.
 WRONG = [(q, wrong) for q, _ in FAQ for wrong in ("Nobody knows that.", "Throw it away.")]
 TRAINING = {"epochs": "60", "lr": "2e-2"}  # enough for the tiny model to recall its file
-# The tiny model's recall of its file swings by about 0.1 token F1 between runs on slightly
-# different data; a candidate taught contradicting answers loses about 0.2 or more.
-TOLERANCE = 0.15
+# The tiny model's recall of its file swings between runs on slightly different data (0.80 ->
+# 0.59 token F1 for the first retrain below, measured 2026-12-03, when retrieval picked other
+# distractors for its grounded copies); a candidate taught contradicting answers loses far
+# more (0.80 -> 0.17). The tolerance sits between the two, so each test forces its outcome.
+TOLERANCE = 0.3
 
 
 def faq_csv() -> bytes:
