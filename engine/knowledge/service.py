@@ -163,11 +163,12 @@ class Knowledge:
 
     def _entry_vectors(self, entries: Sequence[tuple[str, str, str]]) -> Optional[np.ndarray]:
         """The vectors entries (origin, question, text) are ranked by (entry_vector)."""
-        both = self._vectors([_embedded_text(o, q, t) for o, q, t in entries])
-        answers = self._vectors([t.strip() or q.strip() for _, q, t in entries])
-        if both is None or answers is None:
+        texts = ([_embedded_text(o, q, t) for o, q, t in entries]
+                 + [t.strip() or q.strip() for _, q, t in entries])
+        vectors = self._vectors(texts)  # one call: the embedder batches them together
+        if vectors is None:
             return None
-        return entry_vector(both, answers)
+        return entry_vector(vectors[:len(entries)], vectors[len(entries):])
 
     # -- indexing --------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from engine.knowledge.ranking import entry_vector
 from engine.knowledge.service import Knowledge
 from storage.db import Database
 from tests.helpers.knowledge import session_embedder
-from tests.storage.test_migration_0021 import at_revision
+from tests.storage.test_migration_0021 import at_revision, insert_base_model
 
 QUESTION, ANSWER = "How do I delete my account?", "Go to Settings, then Account, then Delete."
 
@@ -31,11 +31,7 @@ def test_entry_vectors_are_recomputed_after_upgrading(backend: str, tmp_path: Pa
     old = embedder.embed([f"{QUESTION}\n{ANSWER}"])[0].astype(np.float32).tobytes()
     with db.engine.begin() as c:
         now = "2026-12-01 10:00:00"
-        c.execute(text("INSERT INTO models (id, name, description, tags, base_name, is_base, owner,"
-                       " workspace, visibility, system_prompt, usage_count, rating_up, "
-                       "rating_down, live_version_id, created_at, updated_at) VALUES (1, 'faq', "
-                       "'', '', NULL, true, 'a', 'local', 'public', '', 0, 0, 0, NULL, :t, :t)"),
-                  {"t": now})
+        insert_base_model(c, "faq", "local", now)
         c.execute(text("INSERT INTO knowledge_entries (model_id, version, origin, source, "
                        "position, ref, question, text, embedding, created_at) VALUES (1, NULL, "
                        "'file', 'faq.csv', 2, 'faq.csv, row 2', :q, :a, :e, :t)"),

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from engine.knowledge.service import Knowledge
 from storage.db import Database
 from tests.helpers.knowledge import session_embedder
-from tests.storage.test_migration_0021 import at_revision
+from tests.storage.test_migration_0021 import at_revision, insert_base_model
 
 OLD = "What is the capital of Australia?"
 
@@ -27,11 +27,7 @@ def test_a_gap_from_before_keeps_its_count_and_forget_me_takes_only_new_asks(
     at_revision(db, "0019")  # the revision before 0020
     asked = datetime(2026, 12, 1, 10, tzinfo=timezone.utc)
     with db.engine.begin() as c:
-        c.execute(text("INSERT INTO models (id, name, description, tags, base_name, is_base, owner,"
-                       " workspace, visibility, system_prompt, usage_count, rating_up, "
-                       "rating_down, live_version_id, created_at, updated_at) VALUES (1, 'faq', "
-                       "'', '', NULL, true, 'a', 'slack:T1', 'public', '', 0, 0, 0, NULL, :t, :t)"),
-                  {"t": asked})
+        insert_base_model(c, "faq", "slack:T1", asked)
         c.execute(text("INSERT INTO knowledge_gaps (model_id, workspace, question, count, "
                        "first_asked, last_asked, embedding, state, answer, entry_id, "
                        "answered_by, answered_at) VALUES (1, 'slack:T1', :q, 3, :t, :t, :e, "

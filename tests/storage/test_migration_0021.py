@@ -24,6 +24,15 @@ def at_revision(db: Database, revision: str) -> None:
         command.upgrade(cfg, revision)
 
 
+def insert_base_model(connection, name: str, workspace: str, at) -> None:
+    """Model 1, a base with no versions, written the way the schema stood at 0018-0020."""
+    connection.execute(text(
+        "INSERT INTO models (id, name, description, tags, base_name, is_base, owner, workspace, "
+        "visibility, system_prompt, usage_count, rating_up, rating_down, live_version_id, "
+        "created_at, updated_at) VALUES (1, :name, '', '', NULL, true, 'a', :workspace, "
+        "'public', '', 0, 0, 0, NULL, :t, :t)"), {"name": name, "workspace": workspace, "t": at})
+
+
 def fill_old_store(db: Database, adapter: Path) -> None:
     with db.engine.begin() as c:
         now = "2026-11-30 10:00:00"
